@@ -1,0 +1,58 @@
+"""The WSGI app: routes, error handlers, and the parts each resource receives."""
+
+from __future__ import annotations
+
+import falcon
+import kombu.exceptions
+import redis
+
+from api import resources
+from api.batching import Batcher
+from tasks.enqueue import UpdateQueue
+from tasks.runtime import connect
+from tasks.settings import Settings
+from tasks.store import Store
+
+BACKEND_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    kombu.exceptions.OperationalError,
+    TimeoutError,
+)
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> falcon.App:
+    settings = settings or Settings.from_env()
+    store = store or Store(connect(settings))
+    batcher = Batcher(UpdateQueue(store, settings).accept)
+
+    app = falcon.App(cors_enable=True)
+    app.req_options.strip_url_path_trailing_slash = False
+    app.resp_options.secure_cookies_by_default = False
+    routes = {
+        "/progress/create": resources.Create(store, settings),
+        "/progress/update": resources.Update(store, settings, batcher),
+        "/progress/status": resources.Status(store, settings),
+        "/progress/render": resources.Render(store, settings),
+        "/progress/show": resources.Show(store, settings),
+        "/progress/jobs": resources.Jobs(store, settings),
+    }
+    for path, resource in routes.items():
+        app.add_route(path, resource)
+    app.add_error_handler(resources.JobNotFound, _job_not_found)
+    app.add_error_handler(BACKEND_ERRORS, _backend_unavailable)
+    return app
+
+
+def _job_not_found(req, resp, exc: resources.JobNotFound, params) -> None:
+    raise falcon.HTTPNotFound(
+        title="Unknown job",
+        description=f"there is no job with jobid {exc.jobid!r} (never created, or expired)",
+    )
+
+
+def _backend_unavailable(req, resp, exc, params) -> None:
+    raise falcon.HTTPServiceUnavailable(
+        description="the progress store is unreachable; try again shortly", retry_after=2
+    )

@@ -1,0 +1,122 @@
+"""Strict parsing of request parameters: the query string and a form body, decoded the way a
+browser's form is, then checked against the API's rules. Every failure is a 4xx naming the
+parameter and the rule."""
+
+from __future__ import annotations
+
+import math
+import re
+from urllib.parse import unquote_to_bytes
+
+import falcon
+
+from tasks.settings import Settings
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tabs and newlines are allowed in text
+_FORM = "application/x-www-form-urlencoded"
+MAX_NUMBER = 1e15
+MAX_FIELDS = 32
+
+
+def read_params(req: falcon.Request, settings: Settings) -> dict[str, str]:
+    """All parameters of a GET query or a POST form, each given at most once, as valid UTF-8."""
+    raw = req.query_string.encode("latin-1")  # WSGI hands over the raw bytes as latin-1
+    if req.method == "POST" and req.content_type and req.content_type.startswith(_FORM):
+        body = req.bounded_stream.read(settings.max_body_bytes + 1)
+        if len(body) > settings.max_body_bytes:
+            raise falcon.HTTPContentTooLarge(
+                description=f"the body may be at most {settings.max_body_bytes} bytes"
+            )
+        raw = raw + b"&" + body if raw else body
+    fields = [f for f in raw.split(b"&") if f]
+    if len(fields) > MAX_FIELDS:
+        raise falcon.HTTPBadRequest(
+            title="Too many parameters", description=f"at most {MAX_FIELDS} parameters are read"
+        )
+    params: dict[str, str] = {}
+    for field in fields:
+        name_raw, _, value_raw = field.partition(b"=")
+        name = _unquote(name_raw).decode("utf-8", "replace")
+        value_bytes = _unquote(value_raw)
+        if name in params:
+            raise falcon.HTTPInvalidParam("it may be given only once", name)
+        try:
+            value = value_bytes.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise falcon.HTTPInvalidParam("it must be valid UTF-8", name) from exc
+        params[name] = value
+    return params
+
+
+def _unquote(raw: bytes) -> bytes:
+    return unquote_to_bytes(raw.replace(b"+", b" "))
+
+
+def text(
+    params: dict[str, str], name: str, limit: int, *, required: bool = False, default: str = ""
+) -> str:
+    value = params.get(name)
+    if value is None or (required and value == ""):
+        if required:
+            raise falcon.HTTPMissingParam(name)
+        return default
+    if len(value) > limit:
+        raise falcon.HTTPInvalidParam(f"it may be at most {limit} characters long", name)
+    if _CONTROL.search(value):
+        raise falcon.HTTPInvalidParam("it must not contain NUL or control characters", name)
+    return value
+
+
+def identifier(params: dict[str, str], name: str, settings: Settings) -> str:
+    """A job or worker id: any non-empty string, treated as opaque."""
+    value = text(params, name, settings.max_id_length, required=True)
+    if "\t" in value or "\n" in value or "\r" in value:
+        raise falcon.HTTPInvalidParam("it must not contain tabs or line breaks", name)
+    return value
+
+
+def number(
+    params: dict[str, str],
+    name: str,
+    *,
+    default: float | None = None,
+    minimum: float = -MAX_NUMBER,
+    maximum: float = MAX_NUMBER,
+    strictly_above: bool = False,
+) -> float:
+    raw = params.get(name)
+    if raw is None or raw.strip() == "":
+        if default is None:
+            raise falcon.HTTPMissingParam(name)
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise falcon.HTTPInvalidParam("it must be a number", name) from exc
+    if not math.isfinite(value):
+        raise falcon.HTTPInvalidParam("it must be a finite number", name)
+    if value > maximum:
+        raise falcon.HTTPInvalidParam(f"it must be at most {maximum:g}", name)
+    if value < minimum or (strictly_above and value == minimum):
+        rule = ">" if strictly_above else ">="
+        raise falcon.HTTPInvalidParam(f"it must be {rule} {minimum:g}", name)
+    return value
+
+
+def flag(params: dict[str, str], name: str) -> bool:
+    """The guide's `ok`: false only when given and equal to zero."""
+    raw = params.get(name)
+    if raw is None or raw.strip() == "":
+        return True
+    word = raw.strip().lower()
+    if word in ("true", "yes"):
+        return True
+    if word in ("false", "no"):
+        return False
+    try:
+        value = float(word)
+    except ValueError as exc:
+        raise falcon.HTTPInvalidParam("it must be a number (0 means failed)", name) from exc
+    if not math.isfinite(value):
+        raise falcon.HTTPInvalidParam("it must be a finite number (0 means failed)", name)
+    return value != 0

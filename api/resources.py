@@ -1,0 +1,218 @@
+"""HTTP resources: validate, hand over to the pipeline or read the store, answer."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from urllib.parse import urlencode
+
+import falcon
+
+from api import pages
+from api.batching import Batcher
+from api.params import flag, identifier, number, read_params, text
+from renderer.model import JobSnapshot, summarize, worker_state
+from tasks.enqueue import ACCEPTED, UNKNOWN_JOB, WorkerReport, render_soon
+from tasks.settings import Settings
+from tasks.store import Store
+
+
+class JobNotFound(Exception):
+    def __init__(self, jobid: str) -> None:
+        super().__init__(jobid)
+        self.jobid = jobid
+
+
+def job_urls(req: falcon.Request, settings: Settings, jobid: str) -> dict[str, str]:
+    base = settings.public_url.rstrip("/") or req.prefix
+    query = urlencode({"jobid": jobid})
+    return {
+        name: f"{base}/progress/{name}?{query}" for name in ("show", "render", "status")
+    }
+
+
+class Resource:
+    """Every endpoint answers GET with a query and POST with a form alike."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.handle(req, resp, read_params(req, self.settings))
+
+    on_post = on_get
+
+    def handle(self, req: falcon.Request, resp: falcon.Response, params: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def jobid(self, params: dict[str, str]) -> str:
+        return identifier(params, "jobid", self.settings)
+
+    def snapshot(self, jobid: str) -> JobSnapshot:
+        snapshot = self.store.snapshot(jobid)
+        if snapshot is None:
+            raise JobNotFound(jobid)
+        return snapshot
+
+
+class Create(Resource):
+    def handle(self, req, resp, params):
+        s = self.settings
+        jobid = self.jobid(params)
+        desc = text(params, "desc", s.max_desc_length)
+        maxage = number(params, "maxage", default=s.default_maxage, minimum=1, maximum=s.max_maxage)
+        incarnation = secrets.token_hex(8)
+        now = time.time()
+        tag = self.store.create_job(jobid, desc, int(maxage), now, incarnation)
+        render_soon(tag)
+        self._wait_for_first_chart(jobid, incarnation)
+        resp.media = {
+            "jobid": jobid,
+            "desc": desc,
+            "maxage": int(maxage),
+            "created": now,
+            **job_urls(req, s, jobid),
+        }
+
+    def _wait_for_first_chart(self, jobid: str, incarnation: str) -> None:
+        """So that a chart exists when create answers; a busy renderer only delays the answer."""
+        deadline = time.monotonic() + self.settings.create_wait
+        while time.monotonic() < deadline:
+            chart = self.store.chart(jobid, with_png=False)
+            if chart and chart.etag.startswith(incarnation):
+                return
+            time.sleep(0.01)
+
+
+class Update(Resource):
+    def __init__(self, store: Store, settings: Settings, batcher: Batcher) -> None:
+        super().__init__(store, settings)
+        self.batcher = batcher
+
+    def handle(self, req, resp, params):
+        s = self.settings
+        report = WorkerReport(
+            jobid=self.jobid(params),
+            workid=identifier(params, "workid", s),
+            current=number(params, "current", minimum=0),
+            total=number(params, "total", minimum=0, strictly_above=True),
+            ok=flag(params, "ok"),
+            desc=text(params, "desc", s.max_desc_length),
+        )
+        status = self.batcher.submit(report, timeout=2 * s.redis_timeout + 1)
+        if status == UNKNOWN_JOB:
+            raise JobNotFound(report.jobid)
+        if status != ACCEPTED:
+            raise falcon.HTTPConflict(
+                title="Too many workers",
+                description=f"a job may have at most {s.max_workers_per_job} workers "
+                "(PROGRESS_MAX_WORKERS_PER_JOB)",
+            )
+        resp.status = falcon.HTTP_202
+        resp.media = {"accepted": True}
+
+
+class Status(Resource):
+    def handle(self, req, resp, params):
+        snapshot = self.snapshot(self.jobid(params))
+        resp.media = status_document(snapshot, time.time(), self.settings.stale_after)
+
+
+class Render(Resource):
+    def handle(self, req, resp, params):
+        jobid = self.jobid(params)
+        cached = self.store.chart(jobid, with_png=False)
+        if cached is None:
+            if not self.store.job_exists(jobid):
+                raise JobNotFound(jobid)
+            raise falcon.HTTPServiceUnavailable(
+                description="the first chart of this job is being drawn", retry_after=1
+            )
+        resp.cache_control = ["no-cache"]
+        if req.if_none_match and any(tag == cached.etag for tag in req.if_none_match):
+            resp.etag = cached.etag
+            resp.status = falcon.HTTP_304
+            return
+        chart = self.store.chart(jobid, with_png=True)
+        if chart is None or chart.png is None:
+            raise JobNotFound(jobid)
+        resp.etag = chart.etag
+        resp.content_type = "image/png"
+        resp.data = chart.png
+
+
+class Show(Resource):
+    def handle(self, req, resp, params):
+        jobid = self.jobid(params)
+        interval = number(params, "interval", default=30.0, minimum=1, maximum=86400)
+        if not self.store.job_exists(jobid):
+            raise JobNotFound(jobid)
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = pages.show_page(jobid, interval, job_urls(req, self.settings, jobid))
+
+
+class Jobs(Resource):
+    def handle(self, req, resp, params):
+        if not self.settings.list_jobs:
+            raise falcon.HTTPNotFound(
+                description="listing jobs is switched off on this server (PROGRESS_LIST_JOBS=0)"
+            )
+        limit = int(number(params, "limit", default=20, minimum=1, maximum=200))
+        offset = int(number(params, "offset", default=0, minimum=0, maximum=1e9))
+        total, snapshots = self.store.recent_jobs(offset, limit)
+        now = time.time()
+        resp.media = {
+            "jobs": [job_row(req, self.settings, s, now) for s in snapshots],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+
+def job_row(req: falcon.Request, settings: Settings, snapshot: JobSnapshot, now: float) -> dict:
+    summary = summarize(snapshot, now, settings.stale_after)
+    return {
+        "jobid": snapshot.jobid,
+        "desc": snapshot.desc,
+        "created": snapshot.created,
+        "workers": len(snapshot.workers),
+        "percent": round(summary.percent, 2),
+        "failed": summary.failed,
+        "stale": summary.stale,
+        "show": job_urls(req, settings, snapshot.jobid)["show"],
+    }
+
+
+def status_document(snapshot: JobSnapshot, now: float, stale_after: float) -> dict:
+    summary = summarize(snapshot, now, stale_after)
+    return {
+        "jobid": snapshot.jobid,
+        "desc": snapshot.desc,
+        "created": snapshot.created,
+        "maxage": snapshot.maxage,
+        "percent": round(summary.percent, 2),
+        "counts": {
+            "running": summary.running,
+            "done": summary.done,
+            "failed": summary.failed,
+            "stale": summary.stale,
+        },
+        "last_update": summary.last_update,
+        "eta_seconds": None if summary.eta_seconds is None else round(summary.eta_seconds, 1),
+        "workers": [
+            {
+                "workid": w.workid,
+                "current": w.current,
+                "total": w.total,
+                "percent": round(w.percent, 2),
+                "ok": w.ok,
+                "desc": w.desc,
+                "updated": w.updated,
+                "stale": w.is_stale(now, stale_after),
+                "state": worker_state(w, now, stale_after),
+            }
+            for w in snapshot.workers
+        ],
+    }
+

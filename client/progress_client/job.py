@@ -1,0 +1,359 @@
+"""The Python API: Job (create, attach, read status) and Worker (report progress, never raise)."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import getpass
+import logging
+import os
+import secrets
+import socket
+import threading
+import weakref
+from types import TracebackType
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Type, TypeVar
+
+from . import _http, _sender
+
+log = logging.getLogger("progress_client")
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def new_jobid() -> str:
+    """A job id that is unique in practice: user:host:UTC time:random."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name in some containers
+        user = "user"
+    host = socket.gethostname().split(".")[0] or "host"
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{user}:{host}:{stamp}:{secrets.token_hex(4)}"
+
+
+class Job:
+    """A progress job on one service: `Job.create(...)` makes one, `Job(url, jobid)` attaches."""
+
+    def __init__(
+        self,
+        base_url: Optional[str],
+        jobid: Any,
+        *,
+        secret: Optional[str] = None,
+        timeout: float = 10.0,
+        info: Optional[Dict[str, Any]] = None,
+    ):
+        """Attach to an existing job. `base_url` None means $PROGRESS_URL.
+
+        `secret` is needed for updates if the job was created with one; `timeout` bounds each
+        synchronous request (create, status). `info` is the create answer, if known."""
+        self.base_url = _http.base_url_from(base_url)
+        self.jobid = str(jobid)
+        self.secret = secret
+        self.timeout = timeout
+        self.info: Dict[str, Any] = dict(info or {})
+
+    @classmethod
+    def create(
+        cls,
+        base_url: Optional[str] = None,
+        jobid: Any = None,
+        desc: str = "",
+        maxage: Optional[float] = None,
+        secret: Optional[str] = None,
+        timeout: float = 10.0,
+    ) -> Job:
+        """Create (or overwrite) a job on the service and return it.
+
+        `jobid` None makes a unique one. Raises ProgressError if the service cannot be reached
+        or refuses: this runs in the launcher, which should know before starting workers."""
+        base = _http.base_url_from(base_url)
+        jobid = new_jobid() if jobid is None else str(jobid)
+        body, _ = _http.request_json(
+            base,
+            "create",
+            {"jobid": jobid, "desc": desc, "maxage": _number(maxage), "secret": secret},
+            timeout=timeout,
+            job_endpoint=False,
+        )
+        return cls(base, body.get("jobid", jobid), secret=secret, timeout=timeout, info=body)
+
+    @classmethod
+    def from_env(cls, *, timeout: float = 10.0) -> Job:
+        """Attach using $PROGRESS_URL, $PROGRESS_JOBID and (optional) $PROGRESS_SECRET."""
+        jobid = os.environ.get(_http.ENV_JOBID)
+        if not jobid:
+            raise ValueError(f"${_http.ENV_JOBID} is not set")
+        return cls(None, jobid, secret=os.environ.get(_http.ENV_SECRET), timeout=timeout)
+
+    def env(self) -> Dict[str, str]:
+        """Environment variables that let a child process call `Job.from_env()`."""
+        env = {_http.ENV_URL: self.base_url, _http.ENV_JOBID: self.jobid}
+        if self.secret is not None:
+            env[_http.ENV_SECRET] = self.secret
+        return env
+
+    @property
+    def show_url(self) -> str:
+        """The live progress page for people to open."""
+        return self.info.get("show") or _http.page_url(self.base_url, "show", jobid=self.jobid)
+
+    @property
+    def render_url(self) -> str:
+        """The PNG chart, for embedding."""
+        return self.info.get("render") or _http.page_url(self.base_url, "render", jobid=self.jobid)
+
+    @property
+    def status_url(self) -> str:
+        return self.info.get("status") or _http.page_url(self.base_url, "status", jobid=self.jobid)
+
+    def show_link(self, interval: Optional[float] = None) -> str:
+        """The progress page URL, refreshing every `interval` seconds."""
+        return _http.page_url(self.base_url, "show", jobid=self.jobid, interval=_number(interval))
+
+    def status(self) -> Dict[str, Any]:
+        """The job's current status as the service reports it (GET /progress/status).
+
+        Raises JobNotFound, ServiceUnavailable or RequestRejected."""
+        body, _ = _http.request_json(
+            self.base_url, "status", {"jobid": self.jobid}, timeout=self.timeout
+        )
+        return body
+
+    def worker(
+        self,
+        workid: Any,
+        total: float,
+        *,
+        current: float = 0,
+        desc: Optional[str] = None,
+        min_interval: float = 1.0,
+        timeout: float = 5.0,
+    ) -> Worker:
+        """A handle for one worker of this job; it reports its starting state at once."""
+        return Worker(
+            self, workid, total, current=current, desc=desc,
+            min_interval=min_interval, timeout=timeout,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"Job({self.base_url!r}, {self.jobid!r})"
+
+
+def _never_raise(method: F) -> F:
+    """Reporting is best effort: a bug or bad value here must not take the worker down."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            log.warning("progress_client: %s() ignored an error: %r", method.__name__, exc)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Worker:
+    """One worker's progress. Every method returns at once and never raises.
+
+    The latest state is handed to a background thread that sends it at most once per
+    `min_interval` seconds; as a context manager it reports completion, or failure (ok=0 with
+    the exception's class name) when the block raises, and re-raises."""
+
+    def __init__(
+        self,
+        job: Job,
+        workid: Any,
+        total: float,
+        *,
+        current: float = 0,
+        desc: Optional[str] = None,
+        min_interval: float = 1.0,
+        timeout: float = 5.0,
+    ):
+        self.job = job
+        self.workid = str(workid)
+        self.min_interval = float(min_interval)
+        self.timeout = float(timeout)
+        self._lock = threading.Lock()
+        self._current = current
+        self._total = total
+        self._desc = desc
+        self._ok = True
+        self._key = (job.base_url, job.jobid, self.workid)
+        self._label = f"job {job.jobid!r} worker {self.workid!r}"
+        # A handle dropped without close() still gets its last state delivered, then forgotten.
+        finalizer = weakref.finalize(self, _release, self._key)
+        finalizer.atexit = False
+        _never_raise(self._report)()
+
+    @property
+    def current(self) -> float:
+        return self._current
+
+    @property
+    def total(self) -> float:
+        return self._total
+
+    @property
+    def desc(self) -> Optional[str]:
+        return self._desc
+
+    @property
+    def ok(self) -> bool:
+        return self._ok
+
+    @_never_raise
+    def update(
+        self,
+        current: Optional[float] = None,
+        desc: Optional[str] = None,
+        ok: Optional[bool] = None,
+        total: Optional[float] = None,
+    ) -> None:
+        """Change any of the remembered fields (None keeps a field) and queue the new state."""
+        with self._lock:
+            if current is not None:
+                self._current = current
+            if total is not None:
+                self._total = total
+            if desc is not None:
+                self._desc = desc
+            if ok is not None:
+                self._ok = bool(ok)
+        self._report()
+
+    @_never_raise
+    def advance(self, n: float = 1) -> None:
+        """Count `n` more things done."""
+        with self._lock:
+            self._current += n
+        self._report()
+
+    @_never_raise
+    def done(self, desc: Optional[str] = None) -> None:
+        """Report that all the work is done (current = total)."""
+        with self._lock:
+            self._current = self._total
+            if desc is not None:
+                self._desc = desc
+        self._report()
+
+    @_never_raise
+    def fail(self, desc: Optional[str] = None) -> None:
+        """Report a problem: the bar turns red (ok=0)."""
+        with self._lock:
+            self._ok = False
+            if desc is not None:
+                self._desc = desc
+        self._report()
+
+    def track(self, iterable: Iterable[T], total: Optional[float] = None) -> Iterator[T]:
+        """Yield the items of `iterable`, advancing by one per item (like tqdm).
+
+        The handle's total becomes the current count plus `total`, or plus len(iterable) when
+        that exists; otherwise the handle keeps its total."""
+        if total is None:
+            try:
+                total = len(iterable)  # type: ignore[arg-type]
+            except Exception:
+                total = None
+        if total is not None:
+            self.update(total=_safe_add(self._current, total))
+        for item in iterable:
+            yield item
+            self.advance()
+
+    @_never_raise
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Send the last state without waiting for `min_interval`.
+
+        With a `timeout`, wait up to that long for it to be delivered."""
+        self._report(urgent=True, close=True)
+        if timeout is not None:
+            _sender.get_sender().flush(timeout, [self._key])
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Deliver this worker's queued state now; True if nothing is left queued."""
+        try:
+            return _sender.get_sender().flush(timeout, [self._key])
+        except Exception as exc:
+            log.warning("progress_client: flush() ignored an error: %r", exc)
+            return False
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool:
+        if exc_type is None or _clean_exit(exc):
+            if self._ok:
+                self.done()
+        else:
+            self.fail(exc_type.__name__)
+        self.close()
+        return False
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.workid!r} of {self.job!r}: {self._current}/{self._total}>"
+
+    def _report(self, urgent: bool = False, close: bool = False) -> None:
+        with self._lock:
+            params: Dict[str, Any] = {
+                "jobid": self.job.jobid,
+                "workid": self.workid,
+                "current": _number(self._current),
+                "total": _number(self._total),
+                "ok": "1" if self._ok else "0",
+            }
+            if self._desc is not None:
+                params["desc"] = str(self._desc)
+            if self.job.secret is not None:
+                params["secret"] = self.job.secret
+        _sender.get_sender().submit(
+            self._key,
+            self.job.base_url,
+            self._label,
+            params,
+            min_interval=self.min_interval,
+            timeout=self.timeout,
+            urgent=urgent,
+            close=close,
+        )
+
+
+def _release(key: Any) -> None:
+    try:
+        _sender.get_sender().release(key)
+    except Exception:
+        pass
+
+
+def _clean_exit(exc: Optional[BaseException]) -> bool:
+    """sys.exit(0) inside the block is a normal end, not a failure."""
+    return isinstance(exc, SystemExit) and exc.code in (0, None)
+
+
+def _safe_add(a: Any, b: Any) -> Any:
+    try:
+        return a + b
+    except TypeError:
+        return b
+
+
+def _number(value: Any) -> Optional[str]:
+    """Numbers as the service parses them: '5' for 5 and 5.0, repr for other floats."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

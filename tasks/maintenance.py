@@ -1,0 +1,31 @@
+"""Beat's periodic work: expire old jobs, re-send work that a killed process left behind."""
+
+from __future__ import annotations
+
+import time
+
+from tasks import runtime
+from tasks.celery_app import app
+from tasks.ingest import apply_batch
+from tasks.render import render_job
+
+
+@app.task(name="tasks.maintenance.expire_jobs")
+def expire_jobs() -> int:
+    return runtime.store().expire_jobs(time.time())
+
+
+@app.task(name="tasks.maintenance.resend_lost_work")
+def resend_lost_work() -> dict[str, int]:
+    """Batches accepted but not applied, and renders scheduled but not started, for longer than
+    redeliver_after were lost with a killed process (or a lost message): send them again.
+    Both tasks are idempotent, so a slow original finishing later does no harm."""
+    settings, store = runtime.settings(), runtime.store()
+    cutoff = time.time() - settings.redeliver_after
+    batches = store.overdue_batches(cutoff)
+    for batch_id in batches:
+        apply_batch.delay(batch_id)
+    renders = store.overdue_renders(cutoff)
+    for tag in renders:
+        render_job.delay(tag)
+    return {"batches": len(batches), "renders": len(renders)}

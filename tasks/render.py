@@ -1,0 +1,40 @@
+"""Render: turn a job's snapshot into its cached PNG, at most once per render interval."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from tasks import runtime
+from tasks.celery_app import app
+
+
+@app.task(name="tasks.render.render_job")
+def render_job(tag: str) -> bool:
+    """Render a job's chart. Safe to repeat: an unchanged job is not drawn again."""
+    settings, store = runtime.settings(), runtime.store()
+    now = time.time()
+    start = store.begin_render(tag, now)
+    if start is None:
+        return False  # expired meanwhile
+    snapshot = start.snapshot
+    stale = sum(w.is_stale(now, settings.stale_after) for w in snapshot.workers)
+    if start.chart_version == snapshot.version and start.chart_stale == stale:
+        return False
+    # Imported here so that the web process, which only sends renders, never loads matplotlib.
+    from renderer.chart import render_png
+
+    png = render_png(snapshot, now=now, stale_after=settings.stale_after)
+    digest = hashlib.blake2b(png, digest_size=6).hexdigest()
+    etag = f"{snapshot.incarnation}-{snapshot.version}-{digest}"
+    return store.save_chart(tag, snapshot, stale, etag, png)
+
+
+def schedule_renders(renders_due: dict[str, float]) -> None:
+    """Send a render for each job, delayed so it starts no sooner than one render interval after
+    the job's previous render started: coalescing, with the last update always drawn."""
+    interval = runtime.settings().render_interval
+    now = time.time()
+    for tag, last_started in renders_due.items():
+        delay = max(0.0, last_started + interval - now)
+        render_job.apply_async((tag,), countdown=delay or None)

@@ -1,0 +1,336 @@
+"""Every Redis key name and command of the service.
+
+Layout (T is the job id, base64url-encoded, so no id can reach another job's keys, and every key
+of a job shares the hash tag {T}):
+  progress:{T}:meta      hash   jobid, desc, created, maxage, incarnation, version, rendered_at
+  progress:{T}:workers   hash   workid -> row (see encode_row)
+  progress:{T}:chart     hash   png, etag, version, stale
+  progress:jobs:expiry   zset   T -> time after which the job is deleted
+  progress:jobs:recent   zset   T -> creation time, for the overview
+  progress:batches       hash   batch id -> accepted updates not yet applied (JSON)
+  progress:batches:due   zset   batch id -> time accepted
+  progress:render:due    zset   T -> time a render was scheduled and not yet started
+The global keys make multi-job operations cheap; a Redis Cluster would need them split per slot.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from redis import Redis
+
+from renderer.model import JobSnapshot, WorkerRow, natural_key
+
+EXPIRY = "progress:jobs:expiry"
+RECENT = "progress:jobs:recent"
+BATCHES = "progress:batches"
+BATCHES_DUE = "progress:batches:due"
+RENDER_DUE = "progress:render:due"
+STAMP_DIGITS = 17  # microseconds since 1970, zero-padded, so rows compare as strings
+
+# Accept a batch: look up each update's job incarnation, store the accepted ones as one record.
+# Status per update: 1 accepted, 0 unknown job, 2 job has too many workers.
+_ACCEPT = """
+local batch_id, now, max_workers = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local statuses, record, incs, sizes = {}, {}, {}, {}
+for i = 4, #ARGV, 3 do
+  local tag, workid = ARGV[i], ARGV[i + 1]
+  local inc = incs[tag]
+  if inc == nil then
+    inc = redis.call('HGET', 'progress:{' .. tag .. '}:meta', 'incarnation')
+    incs[tag] = inc
+    sizes[tag] = redis.call('HLEN', 'progress:{' .. tag .. '}:workers')
+  end
+  if not inc then
+    statuses[#statuses + 1] = 0
+  elseif sizes[tag] >= max_workers
+      and redis.call('HEXISTS', 'progress:{' .. tag .. '}:workers', workid) == 0 then
+    statuses[#statuses + 1] = 2
+  else
+    statuses[#statuses + 1] = 1
+    for _, v in ipairs({tag, inc, workid, ARGV[i + 2]}) do record[#record + 1] = v end
+  end
+end
+if #record > 0 then
+  redis.call('HSET', KEYS[1], batch_id, cjson.encode(record))
+  redis.call('ZADD', KEYS[2], now, batch_id)
+end
+return statuses
+"""
+
+# Apply one job's share of a batch: newer stamp wins per worker, other incarnations are dropped.
+# Returns {rows changed, 1 if this call scheduled a render, time the last render started}.
+_APPLY = """
+if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return {0, 0, '0'} end
+local changed = 0
+for i = 4, #ARGV, 2 do
+  local old = redis.call('HGET', KEYS[2], ARGV[i])
+  if (not old) or string.sub(old, 1, DIGITS) < string.sub(ARGV[i + 1], 1, DIGITS) then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    changed = changed + 1
+  end
+end
+if changed == 0 then return {0, 0, '0'} end
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+local scheduled = redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[3])
+return {changed, scheduled, redis.call('HGET', KEYS[1], 'rendered_at')}
+""".replace("DIGITS", str(STAMP_DIGITS))
+
+_CREATE = """
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'jobid', ARGV[2], 'desc', ARGV[3], 'created', ARGV[4],
+           'maxage', ARGV[5], 'incarnation', ARGV[6], 'version', 0, 'rendered_at', 0)
+redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
+return 1
+"""
+
+# Start a render: unschedule it and read a consistent snapshot, in one atomic step, so an update
+# applied after this point schedules the next render.
+_BEGIN_RENDER = """
+redis.call('ZREM', KEYS[4], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'rendered_at', ARGV[2])
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
+        redis.call('HMGET', KEYS[3], 'version', 'stale')}
+"""
+
+# Keep a chart only if its job still has that incarnation and nothing newer is stored.
+_SAVE_CHART = """
+if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return 0 end
+local stored = tonumber(redis.call('HGET', KEYS[2], 'version') or '-1')
+if stored > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], 'version', ARGV[2], 'etag', ARGV[3], 'stale', ARGV[4], 'png', ARGV[5])
+redis.call('HINCRBY', KEYS[1], 'renders', 1)
+return 1
+"""
+
+_EXPIRE = """
+local deadline = redis.call('ZSCORE', KEYS[4], ARGV[1])
+if (not deadline) or tonumber(deadline) > tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+return 1
+"""
+
+
+def job_tag(jobid: str) -> str:
+    return base64.urlsafe_b64encode(jobid.encode()).rstrip(b"=").decode()
+
+
+def _keys(tag: str) -> tuple[str, str, str]:
+    prefix = f"progress:{{{tag}}}"
+    return f"{prefix}:meta", f"{prefix}:workers", f"{prefix}:chart"
+
+
+class StampClock:
+    """Strictly increasing microsecond timestamps: the order in which this process accepted
+    updates, which is the order in which they must win."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            self._last = max(time.time_ns() // 1000, self._last + 1)
+            return self._last
+
+
+def encode_row(stamp: int, current: float, total: float, ok: bool, desc: str) -> str:
+    payload = json.dumps([current, total, ok, desc], ensure_ascii=False, separators=(",", ":"))
+    return f"{stamp:0{STAMP_DIGITS}d}{payload}"
+
+
+def decode_row(workid: str, row: str) -> WorkerRow:
+    current, total, ok, desc = json.loads(row[STAMP_DIGITS:])
+    return WorkerRow(workid, current, total, ok, desc, int(row[:STAMP_DIGITS]) / 1e6)
+
+
+@dataclass(frozen=True)
+class Update:
+    """One accepted worker state, ready for the queue."""
+
+    jobid: str
+    workid: str
+    row: str  # encode_row(...)
+
+
+@dataclass(frozen=True)
+class RenderStart:
+    snapshot: JobSnapshot
+    chart_version: int | None
+    chart_stale: int | None
+
+
+@dataclass(frozen=True)
+class Chart:
+    etag: str
+    png: bytes | None
+
+
+class Store:
+    """The service's state in Redis. Takes its connection; holds no other state."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._accept = redis.register_script(_ACCEPT)
+        self._apply = redis.register_script(_APPLY)
+        self._create = redis.register_script(_CREATE)
+        self._begin_render = redis.register_script(_BEGIN_RENDER)
+        self._save_chart = redis.register_script(_SAVE_CHART)
+        self._expire = redis.register_script(_EXPIRE)
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    # -- jobs -------------------------------------------------------------------------------
+    def create_job(self, jobid: str, desc: str, maxage: int, now: float, incarnation: str) -> str:
+        """(Re)create a job with no workers; returns its tag. Updates queued for an earlier
+        incarnation of the same id are dropped when applied."""
+        tag = job_tag(jobid)
+        self._create(
+            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE],
+            args=[tag, jobid, desc, repr(now), maxage, incarnation, repr(now + maxage)],
+        )
+        return tag
+
+    def snapshot(self, jobid: str) -> JobSnapshot | None:
+        meta_key, workers_key, _ = _keys(job_tag(jobid))
+        with self.redis.pipeline(transaction=True) as pipe:
+            meta, workers = pipe.hgetall(meta_key).hgetall(workers_key).execute()
+        return _snapshot(meta, workers) if meta else None
+
+    def chart(self, jobid: str, with_png: bool) -> Chart | None:
+        _, _, chart_key = _keys(job_tag(jobid))
+        if with_png:
+            etag, png = self.redis.hmget(chart_key, "etag", "png")
+        else:
+            etag, png = self.redis.hget(chart_key, "etag"), None
+        return Chart(etag.decode(), png) if etag else None
+
+    def job_exists(self, jobid: str) -> bool:
+        return bool(self.redis.exists(_keys(job_tag(jobid))[0]))
+
+    def recent_jobs(self, offset: int, limit: int) -> tuple[int, list[JobSnapshot]]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            total, tags = pipe.zcard(RECENT).zrevrange(RECENT, offset, offset + limit - 1).execute()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tag in tags:
+                meta_key, workers_key, _ = _keys(tag.decode())
+                pipe.hgetall(meta_key).hgetall(workers_key)
+            replies = pipe.execute()
+        jobs = [_snapshot(m, w) for m, w in zip(replies[::2], replies[1::2]) if m]
+        return total, jobs
+
+    # -- the update path ---------------------------------------------------------------------
+    def accept_updates(
+        self, batch_id: str, updates: list[Update], now: float, max_workers: int
+    ) -> list[int]:
+        """Record a batch durably; per update 1 accepted, 0 unknown job, 2 too many workers."""
+        args: list = [batch_id, repr(now), max_workers]
+        for u in updates:
+            args += [job_tag(u.jobid), u.workid, u.row]
+        return self._accept(keys=[BATCHES, BATCHES_DUE], args=args)
+
+    def load_batch(self, batch_id: str) -> list[str] | None:
+        record = self.redis.hget(BATCHES, batch_id)
+        return json.loads(record) if record else None
+
+    def apply_batch(self, batch_id: str, record: list[str], now: float) -> dict[str, float]:
+        """Apply a recorded batch and clear it. Safe to repeat: a row only replaces an older one.
+        Returns {job tag: time its last render started} for each job that now needs a render."""
+        per_job: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for i in range(0, len(record), 4):
+            tag, incarnation, workid, row = record[i : i + 4]
+            per_job[(tag, incarnation)] += [workid, row]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for (tag, incarnation), pairs in per_job.items():
+                meta_key, workers_key, _ = _keys(tag)
+                self._apply(
+                    keys=[meta_key, workers_key, RENDER_DUE],
+                    args=[incarnation, repr(now), tag, *pairs],
+                    client=pipe,
+                )
+            pipe.hdel(BATCHES, batch_id).zrem(BATCHES_DUE, batch_id)
+            results = pipe.execute()
+        return {
+            tag: float(rendered_at)
+            for (tag, _), (_, scheduled, rendered_at) in zip(per_job, results)
+            if scheduled
+        }
+
+    # -- rendering ---------------------------------------------------------------------------
+    def schedule_render(self, tag: str, now: float) -> bool:
+        """Mark a job as needing a render; False if one is already scheduled."""
+        return bool(self.redis.zadd(RENDER_DUE, {tag: now}, nx=True))
+
+    def begin_render(self, tag: str, now: float) -> RenderStart | None:
+        meta_key, workers_key, chart_key = _keys(tag)
+        reply = self._begin_render(
+            keys=[meta_key, workers_key, chart_key, RENDER_DUE], args=[tag, repr(now)]
+        )
+        if not reply:
+            return None
+        meta, workers, (version, stale) = reply
+        return RenderStart(
+            _snapshot(_pairs(meta), _pairs(workers)),
+            int(version) if version is not None else None,
+            int(stale) if stale is not None else None,
+        )
+
+    def save_chart(self, tag: str, snapshot: JobSnapshot, stale: int, etag: str, png: bytes) -> bool:
+        meta_key, _, chart_key = _keys(tag)
+        return bool(
+            self._save_chart(
+                keys=[meta_key, chart_key],
+                args=[snapshot.incarnation, snapshot.version, etag, stale, png],
+            )
+        )
+
+    # -- maintenance -------------------------------------------------------------------------
+    def expire_jobs(self, now: float) -> int:
+        """Delete every job whose maxage has passed, with all its keys."""
+        deleted = 0
+        for tag in self.redis.zrangebyscore(EXPIRY, "-inf", now):
+            tag = tag.decode()
+            deleted += self._expire(
+                keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE], args=[tag, repr(now)]
+            )
+        return deleted
+
+    def overdue_batches(self, accepted_before: float) -> list[str]:
+        return [b.decode() for b in self.redis.zrangebyscore(BATCHES_DUE, "-inf", accepted_before)]
+
+    def overdue_renders(self, scheduled_before: float) -> list[str]:
+        return [t.decode() for t in self.redis.zrangebyscore(RENDER_DUE, "-inf", scheduled_before)]
+
+    def running_jobs(self) -> list[str]:
+        """Tags of all stored jobs (for the stale-worker re-render sweep)."""
+        return [t.decode() for t in self.redis.zrange(EXPIRY, 0, -1)]
+
+
+def _pairs(flat: list) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+def _snapshot(meta: dict[bytes, bytes], workers: dict[bytes, bytes]) -> JobSnapshot:
+    rows = [decode_row(w.decode(), r.decode()) for w, r in workers.items()]
+    rows.sort(key=lambda r: natural_key(r.workid))
+    return JobSnapshot(
+        jobid=meta[b"jobid"].decode(),
+        desc=meta[b"desc"].decode(),
+        created=float(meta[b"created"]),
+        maxage=int(meta[b"maxage"]),
+        incarnation=meta[b"incarnation"].decode(),
+        version=int(meta[b"version"]),
+        workers=tuple(rows),
+    )

@@ -1,0 +1,66 @@
+"""Shared fixtures: a throwaway Redis, the in-process app, and the live service."""
+
+from __future__ import annotations
+
+import uuid
+
+import falcon.testing
+import pytest
+
+from api import create_app
+from tasks.celery_app import app as celery_app
+from tasks.celery_app import configure
+from tasks.runtime import connect
+from tasks.settings import Settings
+from tasks.store import Store
+from tests.harness import RedisServer, Service
+
+# Short intervals so that tests of timing behaviour finish quickly.
+FAST = {
+    "PROGRESS_RENDER_INTERVAL": "0.5",
+    "PROGRESS_EXPIRE_EVERY": "1",
+    "PROGRESS_SWEEP_EVERY": "1",
+    "PROGRESS_REDELIVER_AFTER": "5",
+    "PROGRESS_CREATE_WAIT": "10",
+}
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(redis_server) -> Settings:
+    return Settings.from_env(
+        {"REDIS_URL": redis_server.url, **FAST},
+        public_url="http://progress.test",
+        create_wait=0,  # no render worker in this process: create does not wait for a chart
+    )
+
+
+@pytest.fixture(scope="session")
+def store(settings) -> Store:
+    return Store(connect(settings))
+
+
+@pytest.fixture(scope="session")
+def client(settings, store) -> falcon.testing.TestClient:
+    """The app in this process; what it enqueues goes to the session's Redis."""
+    configure(celery_app, settings)
+    return falcon.testing.TestClient(create_app(settings, store))
+
+
+@pytest.fixture(scope="session")
+def live_service(redis_server, tmp_path_factory):
+    """The real processes of the Procfile, sharing the session's Redis."""
+    service = Service(redis_server.url, tmp_path_factory.mktemp("service"), FAST).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def jobid() -> str:
+    return f"test:{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,143 @@
+"""Real processes for tests and benchmarks: a throwaway redis-server on a free port, and the
+service's processes started from the Procfile exactly as `make run` starts them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import requests
+
+from tasks.embedded_redis import server_args
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll until predicate() is truthy; return its value, or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A private redis-server with its data in `data_dir`, append-only file on."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        data_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(
+            server_args(self.data_dir, None, self.port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = self.client()
+        wait_until(lambda: _pings(client), 10, what="redis-server to start")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=2)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+class Service:
+    """The web, ingest, render and beat processes of the Procfile, against a given Redis."""
+
+    def __init__(self, redis_url: str, workdir: Path, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "REDIS_URL": redis_url,
+            "PORT": str(self.port),
+            "PROGRESS_HOST": "127.0.0.1",
+            "PROGRESS_BEAT_SCHEDULE": str(workdir / "celerybeat-schedule"),
+            **(env or {}),
+        }
+        self.commands = procfile()
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, *names: str) -> Service:
+        for name in names or ("web", "ingest", "render", "beat"):
+            log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+            self.procs[name] = subprocess.Popen(
+                ["bash", "-c", f"exec {self.commands[name]}"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop it and its children by PID
+            )
+        if "web" in self.procs and (not names or "web" in names):
+            wait_until(self._answers, 30, what="the web process to answer")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/progress/jobs", timeout=1).status_code < 500
+        except requests.RequestException:
+            return False
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(30)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)
+
+    def get(self, endpoint: str, **params) -> requests.Response:
+        return requests.get(f"{self.url}/progress/{endpoint}", params=params, timeout=10)
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
