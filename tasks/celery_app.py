@@ -15,10 +15,11 @@ def configure(app: Celery, settings: Settings) -> Celery:
     app.conf.update(
         broker_url=settings.broker_url,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits out a Redis outage, never exits
         broker_connection_timeout=settings.redis_timeout,
         broker_transport_options={
             # A message a killed worker held goes back to the queue after this long (kombu's
-            # default is an hour). Our own sweep re-sends lost work sooner; this is the backstop.
+            # default is an hour), for any message our own records do not cover.
             "visibility_timeout": 60,
             "socket_timeout": settings.redis_timeout,
             "socket_connect_timeout": settings.redis_timeout,
@@ -28,10 +29,11 @@ def configure(app: Celery, settings: Settings) -> Celery:
         accept_content=["json"],
         task_ignore_result=True,
         result_backend=None,
-        # A task is acknowledged only once done and is given back if its process dies: safe
-        # because every task is idempotent.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
+        # Acknowledge on receipt. Work is not lost with a killed process because every batch and
+        # every due render has its own record in Redis, which beat's sweep re-sends when it is
+        # overdue (tasks.maintenance). Late acks would add nothing but a crash: kombu's Redis
+        # transport dies acking a late message on a connection lost in a Redis outage.
+        task_acks_late=False,
         worker_prefetch_multiplier=4,
         # Fail a publish fast so the web process can answer 503 instead of hanging.
         task_publish_retry=False,

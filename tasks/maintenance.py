@@ -21,11 +21,12 @@ def resend_lost_work() -> dict[str, int]:
     redeliver_after were lost with a killed process (or a lost message): send them again.
     Both tasks are idempotent, so a slow original finishing later does no harm."""
     settings, store = runtime.settings(), runtime.store()
-    cutoff = time.time() - settings.redeliver_after
-    batches = store.overdue_batches(cutoff)
+    now = time.time()
+    cutoff = now - settings.redeliver_after
+    batches = store.claim_overdue_batches(cutoff, now)
     for batch_id in batches:
         apply_batch.delay(batch_id)
-    renders = store.overdue_renders(cutoff)
+    renders = store.claim_overdue_renders(cutoff, now)
     for tag in renders:
         render_job.delay(tag)
     return {"batches": len(batches), "renders": len(renders)}

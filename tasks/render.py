@@ -10,24 +10,25 @@ from tasks.celery_app import app
 
 
 @app.task(name="tasks.render.render_job")
-def render_job(tag: str) -> bool:
+def render_job(tag: str) -> None:
     """Render a job's chart. Safe to repeat: an unchanged job is not drawn again."""
     settings, store = runtime.settings(), runtime.store()
     now = time.time()
     start = store.begin_render(tag, now)
     if start is None:
-        return False  # expired meanwhile
+        return  # expired meanwhile
     snapshot = start.snapshot
     stale = sum(w.is_stale(now, settings.stale_after) for w in snapshot.workers)
-    if start.chart_version == snapshot.version and start.chart_stale == stale:
-        return False
-    # Imported here so that the web process, which only sends renders, never loads matplotlib.
-    from renderer.chart import render_png
+    png, etag = None, ""
+    if (start.chart_version, start.chart_stale) != (snapshot.version, stale):
+        # Imported here so that the web process, which only sends renders, never loads matplotlib.
+        from renderer.chart import render_png
 
-    png = render_png(snapshot, now=now, stale_after=settings.stale_after)
-    digest = hashlib.blake2b(png, digest_size=6).hexdigest()
-    etag = f"{snapshot.incarnation}-{snapshot.version}-{digest}"
-    return store.save_chart(tag, snapshot, stale, etag, png)
+        png = render_png(snapshot, now=now, stale_after=settings.stale_after)
+        digest = hashlib.blake2b(png, digest_size=6).hexdigest()
+        etag = f"{snapshot.incarnation}-{snapshot.version}-{digest}"
+    if store.finish_render(tag, snapshot, stale, etag, png):
+        schedule_renders({tag: now})
 
 
 def schedule_renders(renders_due: dict[str, float]) -> None:

@@ -91,23 +91,34 @@ redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
 return 1
 """
 
-# Start a render: unschedule it and read a consistent snapshot, in one atomic step, so an update
-# applied after this point schedules the next render.
+# Start a render: read a consistent snapshot and turn the job's entry in render:due into a lease
+# (re-scored now), so a render lost with a killed process is re-sent by the sweep. Updates applied
+# meanwhile find the entry and schedule nothing; finishing the render notices them instead.
 _BEGIN_RENDER = """
-redis.call('ZREM', KEYS[4], ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return false
+end
 redis.call('HSET', KEYS[1], 'rendered_at', ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
         redis.call('HMGET', KEYS[3], 'version', 'stale')}
 """
 
-# Keep a chart only if its job still has that incarnation and nothing newer is stored.
-_SAVE_CHART = """
+# Finish a render: keep the chart (if any) unless the job was re-created or a newer chart is
+# stored; end the lease, or keep it and return 2 when the job changed during the render.
+_FINISH_RENDER = """
 if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return 0 end
-local stored = tonumber(redis.call('HGET', KEYS[2], 'version') or '-1')
-if stored > tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[2], 'version', ARGV[2], 'etag', ARGV[3], 'stale', ARGV[4], 'png', ARGV[5])
-redis.call('HINCRBY', KEYS[1], 'renders', 1)
+if ARGV[5] ~= '' then
+  local stored = tonumber(redis.call('HGET', KEYS[2], 'version') or '-1')
+  if stored <= tonumber(ARGV[2]) then
+    redis.call('HSET', KEYS[2], 'version', ARGV[2], 'etag', ARGV[3], 'stale', ARGV[4],
+               'png', ARGV[5])
+    redis.call('HINCRBY', KEYS[1], 'renders', 1)
+  end
+end
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[2] then return 2 end
+redis.call('ZREM', KEYS[3], ARGV[6])
 return 1
 """
 
@@ -119,6 +130,15 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 return 1
+"""
+
+
+# Take the members of a due-set that are overdue, re-scoring them now, so each is re-sent at
+# most once per redeliver_after however often the sweep runs.
+_CLAIM_OVERDUE = """
+local overdue = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, member in ipairs(overdue) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member) end
+return overdue
 """
 
 
@@ -186,8 +206,9 @@ class Store:
         self._apply = redis.register_script(_APPLY)
         self._create = redis.register_script(_CREATE)
         self._begin_render = redis.register_script(_BEGIN_RENDER)
-        self._save_chart = redis.register_script(_SAVE_CHART)
+        self._finish_render = redis.register_script(_FINISH_RENDER)
         self._expire = redis.register_script(_EXPIRE)
+        self._claim_overdue = redis.register_script(_CLAIM_OVERDUE)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
@@ -287,14 +308,17 @@ class Store:
             int(stale) if stale is not None else None,
         )
 
-    def save_chart(self, tag: str, snapshot: JobSnapshot, stale: int, etag: str, png: bytes) -> bool:
+    def finish_render(
+        self, tag: str, snapshot: JobSnapshot, stale: int, etag: str, png: bytes | None
+    ) -> bool:
+        """Store the chart drawn from `snapshot` (None: the stored one is still right).
+        True if the job changed while it was drawn, so another render is due."""
         meta_key, _, chart_key = _keys(tag)
-        return bool(
-            self._save_chart(
-                keys=[meta_key, chart_key],
-                args=[snapshot.incarnation, snapshot.version, etag, stale, png],
-            )
+        outcome = self._finish_render(
+            keys=[meta_key, chart_key, RENDER_DUE],
+            args=[snapshot.incarnation, snapshot.version, etag, stale, png or b"", tag],
         )
+        return outcome == 2
 
     # -- maintenance -------------------------------------------------------------------------
     def expire_jobs(self, now: float) -> int:
@@ -307,15 +331,20 @@ class Store:
             )
         return deleted
 
-    def overdue_batches(self, accepted_before: float) -> list[str]:
-        return [b.decode() for b in self.redis.zrangebyscore(BATCHES_DUE, "-inf", accepted_before)]
+    def claim_overdue_batches(self, accepted_before: float, now: float) -> list[str]:
+        """Batches accepted before the cutoff and still not applied."""
+        return self._claim(BATCHES_DUE, accepted_before, now)
 
-    def overdue_renders(self, scheduled_before: float) -> list[str]:
-        return [t.decode() for t in self.redis.zrangebyscore(RENDER_DUE, "-inf", scheduled_before)]
+    def claim_overdue_renders(self, scheduled_before: float, now: float) -> list[str]:
+        """Jobs whose render was scheduled or started before the cutoff and never finished."""
+        return self._claim(RENDER_DUE, scheduled_before, now)
 
-    def running_jobs(self) -> list[str]:
-        """Tags of all stored jobs (for the stale-worker re-render sweep)."""
-        return [t.decode() for t in self.redis.zrange(EXPIRY, 0, -1)]
+    def pending_batches(self) -> int:
+        return self.redis.zcard(BATCHES_DUE)
+
+    def _claim(self, key: str, before: float, now: float, limit: int = 10_000) -> list[str]:
+        members = self._claim_overdue(keys=[key], args=[repr(before), repr(now), limit])
+        return [m.decode() for m in members]
 
 
 def _pairs(flat: list) -> dict[bytes, bytes]:
