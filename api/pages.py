@@ -8,12 +8,7 @@ import json
 
 
 def _script_json(value) -> str:
-    return (
-        json.dumps(value)
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-    )
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def show_page(jobid: str, interval: float, urls: dict[str, str]) -> str:

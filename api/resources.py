@@ -26,9 +26,7 @@ class JobNotFound(Exception):
 def job_urls(req: falcon.Request, settings: Settings, jobid: str) -> dict[str, str]:
     base = settings.public_url.rstrip("/") or req.prefix
     query = urlencode({"jobid": jobid})
-    return {
-        name: f"{base}/progress/{name}?{query}" for name in ("show", "render", "status")
-    }
+    return {name: f"{base}/progress/{name}?{query}" for name in ("show", "render", "status")}
 
 
 class Resource:
@@ -215,4 +213,3 @@ def status_document(snapshot: JobSnapshot, now: float, stale_after: float) -> di
             for w in snapshot.workers
         ],
     }
-

@@ -30,14 +30,22 @@ def server_args(data_dir: Path, socket: Path | None, port: int = 0) -> list[str]
     """Command line for a private redis-server keeping its files in data_dir."""
     args = [
         redis_server_binary(),
-        "--dir", str(data_dir),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--save", "",
-        "--daemonize", "no",
-        "--loglevel", "warning",
+        "--dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
     ]
     if socket is not None:
         args += ["--unixsocket", str(socket), "--unixsocketperm", "700"]

@@ -17,16 +17,17 @@ def expire_jobs() -> int:
 
 @app.task(name="tasks.maintenance.resend_lost_work")
 def resend_lost_work() -> dict[str, int]:
-    """Batches accepted but not applied, and renders scheduled but not started, for longer than
+    """Batches accepted but not applied, and renders scheduled but not finished, for longer than
     redeliver_after were lost with a killed process (or a lost message): send them again.
-    Both tasks are idempotent, so a slow original finishing later does no harm."""
+    Both tasks are idempotent, so a slow original finishing later does no harm. Also start the
+    renders of jobs in which a worker has turned stale since their last chart."""
     settings, store = runtime.settings(), runtime.store()
     now = time.time()
     cutoff = now - settings.redeliver_after
     batches = store.claim_overdue_batches(cutoff, now)
     for batch_id in batches:
         apply_batch.delay(batch_id)
-    renders = store.claim_overdue_renders(cutoff, now)
+    renders = store.claim_overdue_renders(cutoff, now) + store.wake_redraws(now)
     for tag in renders:
         render_job.delay(tag)
     return {"batches": len(batches), "renders": len(renders)}

@@ -27,8 +27,19 @@ def render_job(tag: str) -> None:
         png = render_png(snapshot, now=now, stale_after=settings.stale_after)
         digest = hashlib.blake2b(png, digest_size=6).hexdigest()
         etag = f"{snapshot.incarnation}-{snapshot.version}-{digest}"
-    if store.finish_render(tag, snapshot, stale, etag, png):
+    if store.finish_render(tag, snapshot, stale, etag, png, next_stale_time(snapshot, now)):
         schedule_renders({tag: now})
+
+
+def next_stale_time(snapshot, now: float) -> float | None:
+    """When the next running worker turns stale if it stays silent: the chart changes then."""
+    stale_after = runtime.settings().stale_after
+    times = [
+        w.updated + stale_after
+        for w in snapshot.workers
+        if w.ok and w.current < w.total and not w.is_stale(now, stale_after)
+    ]
+    return min(times) + 0.5 if times else None
 
 
 def schedule_renders(renders_due: dict[str, float]) -> None:

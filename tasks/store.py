@@ -9,7 +9,8 @@ of a job shares the hash tag {T}):
   progress:jobs:recent   zset   T -> creation time, for the overview
   progress:batches       hash   batch id -> accepted updates not yet applied (JSON)
   progress:batches:due   zset   batch id -> time accepted
-  progress:render:due    zset   T -> time a render was scheduled and not yet started
+  progress:render:due    zset   T -> time a render was scheduled or started, until it finishes
+  progress:render:later  zset   T -> time a running worker turns stale, so the chart must change
 The global keys make multi-job operations cheap; a Redis Cluster would need them split per slot.
 """
 
@@ -31,6 +32,7 @@ RECENT = "progress:jobs:recent"
 BATCHES = "progress:batches"
 BATCHES_DUE = "progress:batches:due"
 RENDER_DUE = "progress:render:due"
+RENDER_LATER = "progress:render:later"
 STAMP_DIGITS = 17  # microseconds since 1970, zero-padded, so rows compare as strings
 
 # Accept a batch: look up each update's job incarnation, store the accepted ones as one record.
@@ -117,6 +119,7 @@ if ARGV[5] ~= '' then
     redis.call('HINCRBY', KEYS[1], 'renders', 1)
   end
 end
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6]) end
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[2] then return 2 end
 redis.call('ZREM', KEYS[3], ARGV[6])
 return 1
@@ -126,10 +129,19 @@ _EXPIRE = """
 local deadline = redis.call('ZSCORE', KEYS[4], ARGV[1])
 if (not deadline) or tonumber(deadline) > tonumber(ARGV[2]) then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('ZREM', KEYS[6], ARGV[1])
+for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1
+"""
+
+# Jobs whose redraw time has come: move them to render:due (unless a render is already due).
+_WAKE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local woken = {}
+for _, tag in ipairs(due) do
+  redis.call('ZREM', KEYS[1], tag)
+  if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], tag) == 1 then woken[#woken + 1] = tag end
+end
+return woken
 """
 
 
@@ -209,6 +221,7 @@ class Store:
         self._finish_render = redis.register_script(_FINISH_RENDER)
         self._expire = redis.register_script(_EXPIRE)
         self._claim_overdue = redis.register_script(_CLAIM_OVERDUE)
+        self._wake = redis.register_script(_WAKE)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
@@ -309,14 +322,29 @@ class Store:
         )
 
     def finish_render(
-        self, tag: str, snapshot: JobSnapshot, stale: int, etag: str, png: bytes | None
+        self,
+        tag: str,
+        snapshot: JobSnapshot,
+        stale: int,
+        etag: str,
+        png: bytes | None,
+        redraw_at: float | None,
     ) -> bool:
-        """Store the chart drawn from `snapshot` (None: the stored one is still right).
+        """Store the chart drawn from `snapshot` (None: the stored one is still right), and when
+        to draw it again although nothing was reported (a worker turning stale).
         True if the job changed while it was drawn, so another render is due."""
         meta_key, _, chart_key = _keys(tag)
         outcome = self._finish_render(
-            keys=[meta_key, chart_key, RENDER_DUE],
-            args=[snapshot.incarnation, snapshot.version, etag, stale, png or b"", tag],
+            keys=[meta_key, chart_key, RENDER_DUE, RENDER_LATER],
+            args=[
+                snapshot.incarnation,
+                snapshot.version,
+                etag,
+                stale,
+                png or b"",
+                tag,
+                "" if redraw_at is None else repr(redraw_at),
+            ],
         )
         return outcome == 2
 
@@ -327,7 +355,7 @@ class Store:
         for tag in self.redis.zrangebyscore(EXPIRY, "-inf", now):
             tag = tag.decode()
             deleted += self._expire(
-                keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE], args=[tag, repr(now)]
+                keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, RENDER_LATER], args=[tag, repr(now)]
             )
         return deleted
 
@@ -338,6 +366,12 @@ class Store:
     def claim_overdue_renders(self, scheduled_before: float, now: float) -> list[str]:
         """Jobs whose render was scheduled or started before the cutoff and never finished."""
         return self._claim(RENDER_DUE, scheduled_before, now)
+
+    def wake_redraws(self, now: float, limit: int = 10_000) -> list[str]:
+        """Jobs to draw again because time alone changed them; each is now due a render."""
+        return [
+            t.decode() for t in self._wake(keys=[RENDER_LATER, RENDER_DUE], args=[repr(now), limit])
+        ]
 
     def pending_batches(self) -> int:
         return self.redis.zcard(BATCHES_DUE)

@@ -50,7 +50,9 @@ BAD_UPDATES = [
 
 
 @pytest.mark.parametrize(("override", "status", "param"), BAD_UPDATES)
-def test_bad_update_is_rejected_and_changes_nothing(client, store, created, override, status, param):
+def test_bad_update_is_rejected_and_changes_nothing(
+    client, store, created, override, status, param
+):
     params = {"jobid": created, **GOOD_UPDATE, **override}
     params = {k: v for k, v in params.items() if v is not None}
     before = keys_of(store, created)

@@ -80,8 +80,13 @@ def test_python_requests_recipe(live_service, jobid):
     assert live_service.get("create", jobid=jobid, desc="Testing").status_code == 200
     resp = requests.get(
         f"{live_service.url}/progress/update",
-        params={"jobid": jobid, "workid": "flagger1", "current": 7, "total": 50,
-                "desc": "lots of RFI"},
+        params={
+            "jobid": jobid,
+            "workid": "flagger1",
+            "current": 7,
+            "total": 50,
+            "desc": "lots of RFI",
+        },
         timeout=5,
     )
     assert resp.status_code == 202

@@ -19,7 +19,9 @@ def workers_of(service, jobid) -> dict[str, float]:
 
 def test_update_sent_right_after_create_lands(live_service, jobid):
     assert live_service.get("create", jobid=jobid).status_code == 200
-    assert live_service.get("update", jobid=jobid, workid="w", current=1, total=2).status_code == 202
+    assert (
+        live_service.get("update", jobid=jobid, workid="w", current=1, total=2).status_code == 202
+    )
     assert wait_until(lambda: workers_of(live_service, jobid) == {"w": 1.0}, 20, what="the update")
 
 
@@ -115,4 +117,6 @@ def test_expired_job_is_gone_with_all_its_keys(live_service, store, jobid):
     tag = job_tag(jobid)
     assert list(store.redis.scan_iter(match=f"progress:{{{tag}}}*")) == []
     assert live_service.get("render", jobid=jobid).status_code == 404
-    assert live_service.get("update", jobid=jobid, workid="w", current=2, total=2).status_code == 404
+    assert (
+        live_service.get("update", jobid=jobid, workid="w", current=2, total=2).status_code == 404
+    )

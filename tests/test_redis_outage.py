@@ -35,7 +35,9 @@ def test_outage_answers_503_fast_and_recovers(own_service):
     redis_server, service = own_service
     jobid = "outage-job"
     assert service.get("create", jobid=jobid).status_code == 200
-    assert service.get("update", jobid=jobid, workid="before", current=1, total=2).status_code == 202
+    assert (
+        service.get("update", jobid=jobid, workid="before", current=1, total=2).status_code == 202
+    )
     wait_until(lambda: service.get("status", jobid=jobid).json()["workers"], 20, what="apply")
 
     redis_server.stop()
@@ -62,8 +64,10 @@ def test_outage_answers_503_fast_and_recovers(own_service):
 
     wait_until(recovered, 30, what="updates to be accepted again")
     workers = wait_until(
-        lambda: {w["workid"] for w in service.get("status", jobid=jobid).json()["workers"]}
-        == {"before", "after"},
+        lambda: (
+            {w["workid"] for w in service.get("status", jobid=jobid).json()["workers"]}
+            == {"before", "after"}
+        ),
         60,
         what="the update sent after the outage to be applied",
     )
