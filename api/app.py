@@ -7,7 +7,6 @@ import kombu.exceptions
 import redis
 
 from api import resources
-from api.batching import Batcher
 from tasks.enqueue import UpdateQueue
 from tasks.runtime import connect
 from tasks.settings import Settings
@@ -18,25 +17,25 @@ BACKEND_ERRORS = (
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
     kombu.exceptions.OperationalError,
-    TimeoutError,
 )
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> falcon.App:
     settings = settings or Settings.from_env()
     store = store or Store(connect(settings))
-    batcher = Batcher(UpdateQueue(store, settings).accept)
+    updates = UpdateQueue(store, settings)
 
     app = falcon.App(cors_enable=True)
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = False
     routes = {
         "/progress/create": resources.Create(store, settings),
-        "/progress/update": resources.Update(store, settings, batcher),
+        "/progress/update": resources.Update(store, settings, updates),
         "/progress/status": resources.Status(store, settings),
         "/progress/render": resources.Render(store, settings),
         "/progress/show": resources.Show(store, settings),
         "/progress/jobs": resources.Jobs(store, settings),
+        "/progress/": resources.Jobs(store, settings, as_page=True),
     }
     for path, resource in routes.items():
         app.add_route(path, resource)

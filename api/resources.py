@@ -9,10 +9,9 @@ from urllib.parse import urlencode
 import falcon
 
 from api import pages
-from api.batching import Batcher
 from api.params import flag, identifier, number, read_params, text
 from renderer.model import JobSnapshot, summarize, worker_state
-from tasks.enqueue import ACCEPTED, UNKNOWN_JOB, WorkerReport, render_soon
+from tasks.enqueue import ACCEPTED, UNKNOWN_JOB, UpdateQueue, WorkerReport, render_soon
 from tasks.settings import Settings
 from tasks.store import Store
 
@@ -84,9 +83,9 @@ class Create(Resource):
 
 
 class Update(Resource):
-    def __init__(self, store: Store, settings: Settings, batcher: Batcher) -> None:
+    def __init__(self, store: Store, settings: Settings, queue: UpdateQueue) -> None:
         super().__init__(store, settings)
-        self.batcher = batcher
+        self.queue = queue
 
     def handle(self, req, resp, params):
         s = self.settings
@@ -98,7 +97,7 @@ class Update(Resource):
             ok=flag(params, "ok"),
             desc=text(params, "desc", s.max_desc_length),
         )
-        status = self.batcher.submit(report, timeout=2 * s.redis_timeout + 1)
+        (status,) = self.queue.accept([report])
         if status == UNKNOWN_JOB:
             raise JobNotFound(report.jobid)
         if status != ACCEPTED:
@@ -151,6 +150,12 @@ class Show(Resource):
 
 
 class Jobs(Resource):
+    """Recent jobs, newest first: JSON at /progress/jobs, a page at /progress/."""
+
+    def __init__(self, store: Store, settings: Settings, as_page: bool = False) -> None:
+        super().__init__(store, settings)
+        self.as_page = as_page
+
     def handle(self, req, resp, params):
         if not self.settings.list_jobs:
             raise falcon.HTTPNotFound(
@@ -160,12 +165,17 @@ class Jobs(Resource):
         offset = int(number(params, "offset", default=0, minimum=0, maximum=1e9))
         total, snapshots = self.store.recent_jobs(offset, limit)
         now = time.time()
-        resp.media = {
+        listing = {
             "jobs": [job_row(req, self.settings, s, now) for s in snapshots],
             "total": total,
             "limit": limit,
             "offset": offset,
         }
+        if self.as_page:
+            resp.content_type = falcon.MEDIA_HTML
+            resp.text = pages.overview_page(listing)
+        else:
+            resp.media = listing
 
 
 def job_row(req: falcon.Request, settings: Settings, snapshot: JobSnapshot, now: float) -> dict:

@@ -1,13 +1,12 @@
-"""The web process's way into the pipeline: record accepted updates, send them to ingest, and
-start renders. Nothing here waits for a worker."""
+"""The web process's way into the pipeline: accept updates into the inbox and start renders.
+Nothing here waits for a worker."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 
-from tasks.ingest import apply_batch
+from tasks.ingest import drain_task
 from tasks.render import render_job
 from tasks.settings import Settings
 from tasks.store import StampClock, Store, Update, encode_row
@@ -28,30 +27,23 @@ class WorkerReport:
 
 
 class UpdateQueue:
-    """Accepts batches of worker reports: durable in Redis before this returns, then queued."""
+    """Accepts worker reports: durable in Redis, with an ingest task queued, before it returns."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
         self._settings = settings
         self._stamp = StampClock()
 
-    def accept(self, reports: list[WorkerReport]) -> list[int]:
-        """Per report ACCEPTED, UNKNOWN_JOB or TOO_MANY_WORKERS, in order.
-
-        Stamps are taken here, in the order the reports arrived, so a later report always wins.
-        If the publish fails after the record is stored, beat's sweep applies the record later:
-        an update may then be applied although its sender saw a 503, never the reverse."""
+    def accept(self, reports: list[WorkerReport], all_or_nothing: bool = False) -> list[int]:
+        """Per report ACCEPTED, UNKNOWN_JOB or TOO_MANY_WORKERS, in order (one round trip).
+        Stamps are taken here, in the order reports arrive, so a later report always wins."""
         updates = [
             Update(r.jobid, r.workid, encode_row(self._stamp(), r.current, r.total, r.ok, r.desc))
             for r in reports
         ]
-        batch_id = uuid.uuid4().hex
-        statuses = self._store.accept_updates(
-            batch_id, updates, time.time(), self._settings.max_workers_per_job
+        return self._store.accept_updates(
+            updates, time.time(), self._settings.max_workers_per_job, drain_task(), all_or_nothing
         )
-        if ACCEPTED in statuses:
-            apply_batch.apply_async((batch_id,))
-        return statuses
 
 
 def render_soon(tag: str) -> None:

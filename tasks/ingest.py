@@ -1,21 +1,51 @@
-"""Ingest: apply accepted batches of worker updates to the store."""
+"""Ingest: drain the inbox of accepted updates into the store.
+
+The web process appends each accepted update to a Redis list and queues one `drain` task when
+none is queued (tasks.store._ACCEPT), so a flood of requests costs one task per batch, not one
+per update. A drain claims a batch, queues the next drain if more are waiting (so every ingest
+process works in parallel), and applies its batch."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
 from tasks import runtime
-from tasks.celery_app import app
+from tasks.celery_app import INGEST_QUEUE, app
+from tasks.messages import task_message
 from tasks.render import schedule_renders
+from tasks.store import DrainTask
+
+DRAIN = "tasks.ingest.drain"
+BATCH_LIMIT = 5000
+
+
+def drain_task() -> DrainTask:
+    settings = runtime.settings()
+    return DrainTask(
+        queue=INGEST_QUEUE,
+        message=task_message(DRAIN, (), INGEST_QUEUE),
+        ttl_ms=int(settings.redeliver_after * 1000),
+    )
+
+
+@app.task(name=DRAIN)
+def drain() -> int:
+    store = runtime.store()
+    batch_id = uuid.uuid4().hex
+    entries = store.claim_inbox(batch_id, time.time(), BATCH_LIMIT, drain_task())
+    if entries:
+        schedule_renders(store.apply_batch(batch_id, entries, time.time()))
+    return len(entries)
 
 
 @app.task(name="tasks.ingest.apply_batch")
 def apply_batch(batch_id: str) -> int:
-    """Apply one recorded batch. A batch already applied has no record left: nothing to do."""
+    """Apply a claimed batch whose drain was lost with a killed worker (sent by beat's sweep).
+    A batch already applied has no record left: nothing to do."""
     store = runtime.store()
-    record = store.load_batch(batch_id)
-    if record is None:
+    entries = store.load_batch(batch_id)
+    if entries is None:
         return 0
-    renders_due = store.apply_batch(batch_id, record, time.time())
-    schedule_renders(renders_due)
-    return len(record) // 4
+    schedule_renders(store.apply_batch(batch_id, entries, time.time()))
+    return len(entries)

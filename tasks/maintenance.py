@@ -6,7 +6,7 @@ import time
 
 from tasks import runtime
 from tasks.celery_app import app
-from tasks.ingest import apply_batch
+from tasks.ingest import apply_batch, drain_task
 from tasks.render import render_job
 
 
@@ -17,13 +17,15 @@ def expire_jobs() -> int:
 
 @app.task(name="tasks.maintenance.resend_lost_work")
 def resend_lost_work() -> dict[str, int]:
-    """Batches accepted but not applied, and renders scheduled but not finished, for longer than
-    redeliver_after were lost with a killed process (or a lost message): send them again.
+    """Batches claimed but not applied, and renders scheduled but not finished, for longer than
+    redeliver_after were lost with a killed process (or a lost message): send them again. And
+    if the inbox holds updates with no drain queued, queue one.
     Both tasks are idempotent, so a slow original finishing later does no harm. Also start the
     renders of jobs in which a worker has turned stale since their last chart."""
     settings, store = runtime.settings(), runtime.store()
     now = time.time()
     cutoff = now - settings.redeliver_after
+    store.ensure_drain(now, drain_task())
     batches = store.claim_overdue_batches(cutoff, now)
     for batch_id in batches:
         apply_batch.delay(batch_id)

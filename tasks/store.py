@@ -2,13 +2,16 @@
 
 Layout (T is the job id, base64url-encoded, so no id can reach another job's keys, and every key
 of a job shares the hash tag {T}):
-  progress:{T}:meta      hash   jobid, desc, created, maxage, incarnation, version, rendered_at
+  progress:{T}:meta      hash   jobid, desc, created, maxage, incarnation, version (bumped by
+                                every change), rendered_at, updates (rows ingested), renders
   progress:{T}:workers   hash   workid -> row (see encode_row)
   progress:{T}:chart     hash   png, etag, version, stale
   progress:jobs:expiry   zset   T -> time after which the job is deleted
   progress:jobs:recent   zset   T -> creation time, for the overview
-  progress:batches       hash   batch id -> accepted updates not yet applied (JSON)
-  progress:batches:due   zset   batch id -> time accepted
+  progress:inbox         list   accepted updates not yet claimed by an ingest worker (see _entry)
+  progress:inbox:drain   string set while a drain task is queued or running (expires)
+  progress:batches       hash   batch id -> updates claimed from the inbox, not yet applied
+  progress:batches:due   zset   batch id -> time claimed
   progress:render:due    zset   T -> time a render was scheduled or started, until it finishes
   progress:render:later  zset   T -> time a running worker turns stale, so the chart must change
 The global keys make multi-job operations cheap; a Redis Cluster would need them split per slot.
@@ -29,18 +32,34 @@ from renderer.model import JobSnapshot, WorkerRow, natural_key
 
 EXPIRY = "progress:jobs:expiry"
 RECENT = "progress:jobs:recent"
+INBOX = "progress:inbox"
+DRAIN_FLAG = "progress:inbox:drain"
 BATCHES = "progress:batches"
 BATCHES_DUE = "progress:batches:due"
 RENDER_DUE = "progress:render:due"
 RENDER_LATER = "progress:render:later"
 STAMP_DIGITS = 17  # microseconds since 1970, zero-padded, so rows compare as strings
 
-# Accept a batch: look up each update's job incarnation, store the accepted ones as one record.
-# Status per update: 1 accepted, 0 unknown job, 2 job has too many workers.
-_ACCEPT = """
-local batch_id, now, max_workers = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local statuses, record, incs, sizes = {}, {}, {}, {}
-for i = 4, #ARGV, 3 do
+# Queue a drain task unless one is already queued or running. The flag expires, so a drain
+# message lost with a killed worker is replaced by the next accept (or by beat's sweep).
+_ENSURE_DRAIN = """
+local function ensure_drain(flag, queue, now, ttl_ms, message)
+  if redis.call('SET', flag, now, 'NX', 'PX', ttl_ms) then redis.call('LPUSH', queue, message) end
+end
+"""
+
+# Accept updates: look up each one's job incarnation, append the accepted ones to the inbox and
+# make sure a drain task is queued, in one atomic step: what is acknowledged is in Redis with a
+# task on its way. Status per update: 1 accepted, 0 unknown job, 2 job has too many workers.
+# With all_or_nothing set, one refused update refuses them all.
+_ACCEPT = (
+    _ENSURE_DRAIN
+    + """
+local now, max_workers, ttl_ms, message = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local all_or_nothing = ARGV[5] == '1'
+local statuses, entries, incs, sizes = {}, {}, {}, {}
+local refused = false
+for i = 6, #ARGV, 3 do
   local tag, workid = ARGV[i], ARGV[i + 1]
   local inc = incs[tag]
   if inc == nil then
@@ -50,25 +69,50 @@ for i = 4, #ARGV, 3 do
   end
   if not inc then
     statuses[#statuses + 1] = 0
+    refused = true
   elseif sizes[tag] >= max_workers
       and redis.call('HEXISTS', 'progress:{' .. tag .. '}:workers', workid) == 0 then
     statuses[#statuses + 1] = 2
+    refused = true
   else
     statuses[#statuses + 1] = 1
-    for _, v in ipairs({tag, inc, workid, ARGV[i + 2]}) do record[#record + 1] = v end
+    entries[#entries + 1] = table.concat({tag, inc, workid, ARGV[i + 2]}, '\\n')
   end
 end
-if #record > 0 then
-  redis.call('HSET', KEYS[1], batch_id, cjson.encode(record))
-  redis.call('ZADD', KEYS[2], now, batch_id)
+if (refused and all_or_nothing) or #entries == 0 then return statuses end
+for i = 1, #entries, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(entries, i, math.min(i + 999, #entries)))
 end
+ensure_drain(KEYS[2], KEYS[3], now, ttl_ms, message)
 return statuses
 """
+)
+
+# Claim the oldest inbox entries as one batch record (so a worker killed while applying them
+# leaves the record for beat's sweep). If more are waiting, queue the next drain at once, so
+# other ingest processes work in parallel; if none, clear the flag.
+_CLAIM = (
+    _ENSURE_DRAIN
+    + """
+local entries = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+if #entries > 0 then
+  redis.call('LTRIM', KEYS[1], #entries, -1)
+  redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(entries))
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+end
+redis.call('DEL', KEYS[2])
+if redis.call('LLEN', KEYS[1]) > 0 then
+  ensure_drain(KEYS[2], KEYS[5], ARGV[2], ARGV[4], ARGV[5])
+end
+return entries
+"""
+)
 
 # Apply one job's share of a batch: newer stamp wins per worker, other incarnations are dropped.
 # Returns {rows changed, 1 if this call scheduled a render, time the last render started}.
 _APPLY = """
 if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return {0, 0, '0'} end
+redis.call('HINCRBY', KEYS[1], 'updates', (#ARGV - 3) / 2)
 local changed = 0
 for i = 4, #ARGV, 2 do
   local old = redis.call('HGET', KEYS[2], ARGV[i])
@@ -145,6 +189,15 @@ return woken
 """
 
 
+_KICK = (
+    _ENSURE_DRAIN
+    + """
+if redis.call('LLEN', KEYS[1]) == 0 then return 0 end
+ensure_drain(KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
+return 1
+"""
+)
+
 # Take the members of a due-set that are overdue, re-scoring them now, so each is re-sent at
 # most once per redeliver_after however often the sweep runs.
 _CLAIM_OVERDUE = """
@@ -197,6 +250,16 @@ class Update:
 
 
 @dataclass(frozen=True)
+class DrainTask:
+    """The broker message that starts a drain, the broker list it goes to, and how long a
+    queued drain is trusted before another may be queued."""
+
+    queue: str
+    message: bytes
+    ttl_ms: int
+
+
+@dataclass(frozen=True)
 class RenderStart:
     snapshot: JobSnapshot
     chart_version: int | None
@@ -215,6 +278,8 @@ class Store:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._accept = redis.register_script(_ACCEPT)
+        self._claim = redis.register_script(_CLAIM)
+        self._kick = redis.register_script(_KICK)
         self._apply = redis.register_script(_APPLY)
         self._create = redis.register_script(_CREATE)
         self._begin_render = redis.register_script(_BEGIN_RENDER)
@@ -267,24 +332,47 @@ class Store:
 
     # -- the update path ---------------------------------------------------------------------
     def accept_updates(
-        self, batch_id: str, updates: list[Update], now: float, max_workers: int
+        self,
+        updates: list[Update],
+        now: float,
+        max_workers: int,
+        drain: DrainTask,
+        all_or_nothing: bool = False,
     ) -> list[int]:
-        """Record a batch durably; per update 1 accepted, 0 unknown job, 2 too many workers."""
-        args: list = [batch_id, repr(now), max_workers]
+        """Append updates to the inbox, durably, and make sure a drain task is queued; per
+        update 1 accepted, 0 unknown job, 2 too many workers."""
+        args: list = [repr(now), max_workers, drain.ttl_ms, drain.message, int(all_or_nothing)]
         for u in updates:
             args += [job_tag(u.jobid), u.workid, u.row]
-        return self._accept(keys=[BATCHES, BATCHES_DUE], args=args)
+        return self._accept(keys=[INBOX, DRAIN_FLAG, drain.queue], args=args)
+
+    def claim_inbox(self, batch_id: str, now: float, limit: int, drain: DrainTask) -> list[str]:
+        """Move up to `limit` inbox entries into the batch record `batch_id` and return them."""
+        entries = self._claim(
+            keys=[INBOX, DRAIN_FLAG, BATCHES, BATCHES_DUE, drain.queue],
+            args=[batch_id, repr(now), limit, drain.ttl_ms, drain.message],
+        )
+        return [e.decode() for e in entries]
+
+    def ensure_drain(self, now: float, drain: DrainTask) -> bool:
+        """Queue a drain if the inbox holds entries and none is queued (beat's sweep)."""
+        return bool(
+            self._kick(
+                keys=[INBOX, DRAIN_FLAG, drain.queue], args=[repr(now), drain.ttl_ms, drain.message]
+            )
+        )
 
     def load_batch(self, batch_id: str) -> list[str] | None:
         record = self.redis.hget(BATCHES, batch_id)
         return json.loads(record) if record else None
 
-    def apply_batch(self, batch_id: str, record: list[str], now: float) -> dict[str, float]:
-        """Apply a recorded batch and clear it. Safe to repeat: a row only replaces an older one.
-        Returns {job tag: time its last render started} for each job that now needs a render."""
+    def apply_batch(self, batch_id: str, entries: list[str], now: float) -> dict[str, float]:
+        """Apply a claimed batch and clear its record. Safe to repeat: a row only replaces an
+        older one. Returns {job tag: time its last render started} for each job that now needs
+        a render."""
         per_job: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for i in range(0, len(record), 4):
-            tag, incarnation, workid, row = record[i : i + 4]
+        for entry in entries:
+            tag, incarnation, workid, row = entry.split("\n", 3)
             per_job[(tag, incarnation)] += [workid, row]
         with self.redis.pipeline(transaction=False) as pipe:
             for (tag, incarnation), pairs in per_job.items():
@@ -361,11 +449,11 @@ class Store:
 
     def claim_overdue_batches(self, accepted_before: float, now: float) -> list[str]:
         """Batches accepted before the cutoff and still not applied."""
-        return self._claim(BATCHES_DUE, accepted_before, now)
+        return self._claim_due(BATCHES_DUE, accepted_before, now)
 
     def claim_overdue_renders(self, scheduled_before: float, now: float) -> list[str]:
         """Jobs whose render was scheduled or started before the cutoff and never finished."""
-        return self._claim(RENDER_DUE, scheduled_before, now)
+        return self._claim_due(RENDER_DUE, scheduled_before, now)
 
     def wake_redraws(self, now: float, limit: int = 10_000) -> list[str]:
         """Jobs to draw again because time alone changed them; each is now due a render."""
@@ -373,10 +461,13 @@ class Store:
             t.decode() for t in self._wake(keys=[RENDER_LATER, RENDER_DUE], args=[repr(now), limit])
         ]
 
-    def pending_batches(self) -> int:
-        return self.redis.zcard(BATCHES_DUE)
+    def pending_updates(self) -> int:
+        """Accepted updates not yet applied: in the inbox, or claimed by a batch (counted as 1)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            inbox, batches = pipe.llen(INBOX).zcard(BATCHES_DUE).execute()
+        return inbox + batches
 
-    def _claim(self, key: str, before: float, now: float, limit: int = 10_000) -> list[str]:
+    def _claim_due(self, key: str, before: float, now: float, limit: int = 10_000) -> list[str]:
         members = self._claim_overdue(keys=[key], args=[repr(before), repr(now), limit])
         return [m.decode() for m in members]
 

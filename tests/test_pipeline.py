@@ -53,7 +53,7 @@ def test_recreate_drops_workers_and_queued_updates(live_service, store, jobid):
     finally:
         live_service.start("ingest")
     wait_until(lambda: workers_of(live_service, jobid) == {"after": 2.0}, 30, what="new update")
-    wait_until(lambda: store.pending_batches() == 0, 30, what="queue drained")
+    wait_until(lambda: store.pending_updates() == 0, 30, what="queue drained")
     assert workers_of(live_service, jobid) == {"after": 2.0}
 
 

@@ -6,19 +6,37 @@ from __future__ import annotations
 import time
 import uuid
 
-from tasks.store import StampClock, Update, _keys, encode_row, job_tag
+import pytest
+
+from tasks.store import DrainTask, StampClock, Store, Update, _keys, encode_row, job_tag
+from tests.harness import RedisServer
 
 
-def accept(store, jobid, *rows, max_workers=100_000):
-    """Record one batch of (workid, stamp, current) rows; return its id and statuses."""
-    batch_id = uuid.uuid4().hex
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store on a Redis of its own: no live ingest worker drains this inbox."""
+    server = RedisServer(tmp_path_factory.mktemp("store-redis")).start()
+    yield Store(server.client())
+    server.stop()
+
+
+DRAIN = DrainTask(queue="test:drain-queue", message=b"drain", ttl_ms=60_000)
+
+
+def accept(store, jobid, *rows, max_workers=100_000, all_or_nothing=False):
+    """Accept (workid, stamp, current) rows; return the statuses."""
     updates = [Update(jobid, w, encode_row(stamp, cur, 10, True, "")) for w, stamp, cur in rows]
-    return batch_id, store.accept_updates(batch_id, updates, time.time(), max_workers)
+    return store.accept_updates(updates, time.time(), max_workers, DRAIN, all_or_nothing)
 
 
-def apply(store, batch_id):
-    record = store.load_batch(batch_id)
-    return store.apply_batch(batch_id, record, time.time()) if record else None
+def claim(store):
+    """Claim everything in the inbox as one batch: (batch id, entries)."""
+    batch_id = uuid.uuid4().hex
+    return batch_id, store.claim_inbox(batch_id, time.time(), 10_000, DRAIN)
+
+
+def apply(store, batch_id, entries):
+    return store.apply_batch(batch_id, entries, time.time())
 
 
 def currents(store, jobid):
@@ -27,52 +45,91 @@ def currents(store, jobid):
 
 def test_newer_update_wins_whatever_the_order_of_apply(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "inc1")
-    older, _ = accept(store, jobid, ("w", 1000, 1.0))
-    newer, _ = accept(store, jobid, ("w", 2000, 2.0))
-    apply(store, newer)
-    apply(store, older)
+    accept(store, jobid, ("w", 1000, 1.0))
+    older = claim(store)
+    accept(store, jobid, ("w", 2000, 2.0))
+    newer = claim(store)
+    apply(store, *newer)
+    apply(store, *older)
     assert currents(store, jobid) == {"w": 2.0}
 
 
 def test_within_one_batch_the_newest_row_wins(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "inc1")
-    batch, _ = accept(store, jobid, ("w", 3000, 3.0), ("w", 1000, 1.0), ("v", 5, 5.0))
-    apply(store, batch)
+    accept(store, jobid, ("w", 3000, 3.0), ("w", 1000, 1.0), ("v", 5, 5.0))
+    apply(store, *claim(store))
     assert currents(store, jobid) == {"w": 3.0, "v": 5.0}
 
 
 def test_applying_a_batch_twice_changes_nothing(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "inc1")
-    batch, _ = accept(store, jobid, ("w", 1000, 1.0))
-    record = store.load_batch(batch)
-    store.apply_batch(batch, record, time.time())
+    accept(store, jobid, ("w", 1000, 1.0))
+    batch_id, entries = claim(store)
+    assert store.load_batch(batch_id) == entries  # claimed: recorded until applied
+    apply(store, batch_id, entries)
     applied = store.snapshot(jobid)
     assert applied.version == 1 and len(applied.workers) == 1
-    assert store.load_batch(batch) is None  # cleared once applied
-    store.apply_batch(batch, record, time.time())  # a redelivered copy of the task
+    assert store.load_batch(batch_id) is None  # cleared once applied
+    apply(store, batch_id, entries)  # a redelivered copy of the task
     assert store.snapshot(jobid) == applied
+
+
+def test_accept_queues_one_drain_until_it_claims(store, jobid):
+    store.redis.delete(DRAIN.queue, "progress:inbox:drain")
+    store.create_job(jobid, "", 60, time.time(), "inc1")
+    for i in range(5):
+        accept(store, jobid, (f"w{i}", i + 1, 1.0))
+    assert store.redis.llen(DRAIN.queue) == 1  # five accepts, one drain message
+    _, entries = claim(store)
+    assert len(entries) == 5
+    assert store.redis.exists("progress:inbox:drain") == 0  # inbox empty: the next accept queues
+    accept(store, jobid, ("w9", 99, 1.0))
+    assert store.redis.llen(DRAIN.queue) == 2
+
+
+def test_claim_queues_the_next_drain_when_more_is_waiting(store, jobid):
+    store.redis.delete(DRAIN.queue, "progress:inbox:drain")
+    store.create_job(jobid, "", 60, time.time(), "inc1")
+    accept(store, jobid, *[(f"w{i}", i + 1, 1.0) for i in range(30)])
+    entries = store.claim_inbox("b1", time.time(), 10, DRAIN)
+    assert len(entries) == 10
+    assert store.redis.llen(DRAIN.queue) == 2  # the accept's drain, and the next one
+    store.apply_batch("b1", entries, time.time())
+    apply(store, *claim(store))
+    assert len(currents(store, jobid)) == 30
 
 
 def test_updates_accepted_before_a_recreate_never_reach_the_new_job(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "first")
-    queued, statuses = accept(store, jobid, ("old", 1000, 1.0))
-    assert statuses == [1]
+    assert accept(store, jobid, ("old", 1000, 1.0)) == [1]
+    queued = claim(store)
     store.create_job(jobid, "", 60, time.time(), "second")
-    fresh, _ = accept(store, jobid, ("new", 2000, 2.0))
-    apply(store, fresh)
-    apply(store, queued)
+    accept(store, jobid, ("new", 2000, 2.0))
+    apply(store, *claim(store))
+    apply(store, *queued)
     assert currents(store, jobid) == {"new": 2.0}
 
 
 def test_unknown_job_and_worker_limit_statuses(store, jobid):
-    _, statuses = accept(store, jobid, ("w", 1, 1.0))
-    assert statuses == [0]
+    assert accept(store, jobid, ("w", 1, 1.0)) == [0]
     store.create_job(jobid, "", 60, time.time(), "inc")
-    batch, statuses = accept(store, jobid, ("a", 1, 1.0), ("b", 2, 1.0), max_workers=1)
-    assert statuses == [1, 1]  # the limit counts stored workers; both are new to an empty job
-    apply(store, batch)
-    _, statuses = accept(store, jobid, ("a", 3, 2.0), ("c", 4, 1.0), max_workers=2)
-    assert statuses == [1, 2]  # a known worker may always report; a new one is refused
+    assert accept(store, jobid, ("a", 1, 1.0), ("b", 2, 1.0), max_workers=1) == [1, 1]
+    apply(store, *claim(store))  # the limit counts stored workers; both were new to an empty job
+    assert accept(store, jobid, ("a", 3, 2.0), ("c", 4, 1.0), max_workers=2) == [1, 2]
+    apply(store, *claim(store))
+    assert currents(store, jobid) == {"a": 2.0, "b": 1.0}
+
+
+def test_all_or_nothing_refuses_the_whole_batch(store, jobid):
+    store.create_job(jobid, "", 60, time.time(), "inc")
+    statuses = accept(store, jobid, ("a", 1, 1.0), ("b", 2, 1.0), max_workers=1)
+    apply(store, *claim(store))
+    statuses = accept(
+        store, jobid, ("a", 3, 5.0), ("new", 4, 1.0), max_workers=2, all_or_nothing=True
+    )
+    assert statuses == [1, 2]
+    assert store.redis.llen("progress:inbox") == 0
+    assert currents(store, jobid) == {"a": 1.0, "b": 1.0}
 
 
 def test_ids_cannot_reach_other_jobs_keys(store):
@@ -87,8 +144,8 @@ def test_ids_cannot_reach_other_jobs_keys(store):
 def test_expiry_deletes_every_key_of_the_job(store, jobid):
     now = time.time()
     tag = store.create_job(jobid, "", 1, now, "inc")
-    batch, _ = accept(store, jobid, ("w", 1, 1.0))
-    apply(store, batch)
+    accept(store, jobid, ("w", 1, 1.0))
+    apply(store, *claim(store))
     store.redis.hset(_keys(tag)[2], mapping={"etag": "x", "png": b"png"})
     assert store.expire_jobs(now + 0.5) == 0
     assert store.expire_jobs(now + 2) == 1
