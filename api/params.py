@@ -4,6 +4,7 @@ parameter and the rule."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from urllib.parse import unquote_to_bytes
@@ -16,17 +17,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tabs and newlines are allo
 _FORM = "application/x-www-form-urlencoded"
 MAX_NUMBER = 1e15
 MAX_FIELDS = 32
+MAX_BATCH = 10_000  # updates in one JSON POST
 
 
 def read_params(req: falcon.Request, settings: Settings) -> dict[str, str]:
     """All parameters of a GET query or a POST form, each given at most once, as valid UTF-8."""
     raw = req.query_string.encode("latin-1")  # WSGI hands over the raw bytes as latin-1
     if req.method == "POST" and req.content_type and req.content_type.startswith(_FORM):
-        body = req.bounded_stream.read(settings.max_body_bytes + 1)
-        if len(body) > settings.max_body_bytes:
-            raise falcon.HTTPContentTooLarge(
-                description=f"the body may be at most {settings.max_body_bytes} bytes"
-            )
+        body = _read_body(req, settings)
         raw = raw + b"&" + body if raw else body
     fields = [f for f in raw.split(b"&") if f]
     if len(fields) > MAX_FIELDS:
@@ -46,6 +44,55 @@ def read_params(req: falcon.Request, settings: Settings) -> dict[str, str]:
             raise falcon.HTTPInvalidParam("it must be valid UTF-8", name) from exc
         params[name] = value
     return params
+
+
+def read_json_updates(req: falcon.Request, settings: Settings) -> list[dict[str, str]]:
+    """A JSON array of update objects, each turned into parameters like a query's."""
+    body = _read_body(req, settings)
+    try:
+        items = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise falcon.HTTPBadRequest(
+            title="Invalid JSON", description=f"the body is not valid JSON: {exc}"
+        ) from exc
+    if not isinstance(items, list) or not items:
+        raise falcon.HTTPBadRequest(
+            title="Invalid JSON", description="the body must be a non-empty array of updates"
+        )
+    if len(items) > MAX_BATCH:
+        raise falcon.HTTPContentTooLarge(
+            description=f"a batch may hold at most {MAX_BATCH} updates"
+        )
+    return [_item_params(i, item) for i, item in enumerate(items)]
+
+
+def _item_params(index: int, item) -> dict[str, str]:
+    if not isinstance(item, dict):
+        raise falcon.HTTPBadRequest(
+            title="Invalid JSON", description=f"update [{index}] must be an object"
+        )
+    params = {}
+    for name, value in item.items():
+        if isinstance(value, bool):
+            value = "1" if value else "0"
+        elif isinstance(value, (int, float, str)):
+            value = str(value)
+        else:
+            raise falcon.HTTPBadRequest(
+                title="Invalid parameter",
+                description=f"update [{index}]: {name!r} must be a string or a number",
+            )
+        params[name] = value
+    return params
+
+
+def _read_body(req: falcon.Request, settings: Settings) -> bytes:
+    body = req.bounded_stream.read(settings.max_body_bytes + 1)
+    if len(body) > settings.max_body_bytes:
+        raise falcon.HTTPContentTooLarge(
+            description=f"the body may be at most {settings.max_body_bytes} bytes"
+        )
+    return body
 
 
 def _unquote(raw: bytes) -> bytes:

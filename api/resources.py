@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import falcon
 
 from api import pages
-from api.params import flag, identifier, number, read_params, text
+from api.params import flag, identifier, number, read_json_updates, read_params, text
 from renderer.model import JobSnapshot, summarize, worker_state
 from tasks.enqueue import ACCEPTED, UNKNOWN_JOB, UpdateQueue, WorkerReport, render_soon
 from tasks.settings import Settings
@@ -83,13 +83,25 @@ class Create(Resource):
 
 
 class Update(Resource):
+    """One worker's state from a query or form; or, as a POST of a JSON array of such objects,
+    many at once (all accepted, or none)."""
+
     def __init__(self, store: Store, settings: Settings, queue: UpdateQueue) -> None:
         super().__init__(store, settings)
         self.queue = queue
 
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.content_type and req.content_type.startswith(falcon.MEDIA_JSON):
+            self.accept(resp, read_json_updates(req, self.settings), all_or_nothing=True)
+        else:
+            self.on_get(req, resp)
+
     def handle(self, req, resp, params):
+        self.accept(resp, [params], all_or_nothing=False)
+
+    def report(self, params: dict[str, str]) -> WorkerReport:
         s = self.settings
-        report = WorkerReport(
+        return WorkerReport(
             jobid=self.jobid(params),
             workid=identifier(params, "workid", s),
             current=number(params, "current", minimum=0),
@@ -97,17 +109,37 @@ class Update(Resource):
             ok=flag(params, "ok"),
             desc=text(params, "desc", s.max_desc_length),
         )
-        (status,) = self.queue.accept([report])
-        if status == UNKNOWN_JOB:
-            raise JobNotFound(report.jobid)
-        if status != ACCEPTED:
-            raise falcon.HTTPConflict(
-                title="Too many workers",
-                description=f"a job may have at most {s.max_workers_per_job} workers "
-                "(PROGRESS_MAX_WORKERS_PER_JOB)",
-            )
+
+    def accept(self, resp, params_list: list[dict[str, str]], all_or_nothing: bool) -> None:
+        reports = [
+            _for_item(i, len(params_list), self.report, params)
+            for i, params in enumerate(params_list)
+        ]
+        statuses = self.queue.accept(reports, all_or_nothing)
+        for report, status in zip(reports, statuses):
+            if status == UNKNOWN_JOB:
+                raise JobNotFound(report.jobid)
+            if status != ACCEPTED:
+                raise falcon.HTTPConflict(
+                    title="Too many workers",
+                    description=f"job {report.jobid!r} already has "
+                    f"{self.settings.max_workers_per_job} workers, the most a job may have "
+                    "(PROGRESS_MAX_WORKERS_PER_JOB)",
+                )
         resp.status = falcon.HTTP_202
-        resp.media = {"accepted": True}
+        resp.media = {"accepted": len(reports)} if all_or_nothing else {"accepted": True}
+
+
+def _for_item(index: int, count: int, validate, params: dict[str, str]):
+    """Validate one item; in a batch, errors say which item."""
+    try:
+        return validate(params)
+    except falcon.HTTPError as exc:
+        if count == 1 and index == 0:
+            raise
+        raise falcon.HTTPBadRequest(
+            title=exc.title, description=f"update [{index}]: {exc.description}"
+        ) from exc
 
 
 class Status(Resource):

@@ -3,6 +3,8 @@ stored. Runs the app in-process against the session's Redis."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tasks.store import _keys as store_keys
@@ -153,3 +155,47 @@ def test_create_answers_urls_with_the_id_encoded(client):
     assert resp.json["show"].startswith("http://progress.test/progress/show?jobid=alice%3A2026")
     status = client.simulate_get("/progress/status", params={"jobid": jobid})
     assert status.json["jobid"] == jobid and status.json["desc"] == "T"
+
+
+def post_json(client, body):
+    return client.simulate_post(
+        "/progress/update",
+        body=body if isinstance(body, str) else json.dumps(body),
+        headers={"Content-Type": "application/json"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ("[", 400, "not valid JSON"),
+        ("{}", 400, "non-empty array"),
+        ("[]", 400, "non-empty array"),
+        ("[1]", 400, "[0] must be an object"),
+        ([{"workid": "w", "current": 1, "total": 2}], 400, "jobid"),
+        ([{"jobid": "J", "workid": "w", "current": [1], "total": 2}], 400, "current"),
+        ([GOOD_UPDATE | {"jobid": "J"}, GOOD_UPDATE | {"jobid": "J", "total": 0}], 400, "[1]"),
+        ([GOOD_UPDATE | {"jobid": "J"}, GOOD_UPDATE | {"jobid": "nope:J"}], 404, "nope:"),
+    ],
+)
+def test_bad_json_batches_are_refused_whole(client, store, created, body, status, words):
+    if not isinstance(body, str):
+        body = [
+            {k: (v.replace("J", created) if k == "jobid" else v) for k, v in u.items()}
+            for u in body
+        ]
+    before = keys_of(store, created)
+    resp = post_json(client, body)
+    assert resp.status_code == status, resp.text
+    assert words in resp.json["description"]
+    assert keys_of(store, created) == before
+
+
+def test_json_batch_is_accepted(client, created):
+    body = [
+        {"jobid": created, "workid": f"w{i}", "current": i, "total": 10, "ok": True}
+        for i in range(50)
+    ]
+    resp = post_json(client, body)
+    assert resp.status_code == 202
+    assert resp.json == {"accepted": 50}
