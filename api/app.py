@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for path, resource in routes.items():
         app.add_route(path, resource)
     app.add_error_handler(resources.JobNotFound, _job_not_found)
+    app.add_error_handler(resources.WrongSecret, _wrong_secret)
     app.add_error_handler(BACKEND_ERRORS, _backend_unavailable)
     return app
 
@@ -48,6 +49,13 @@ def _job_not_found(req, resp, exc: resources.JobNotFound, params) -> None:
     raise falcon.HTTPNotFound(
         title="Unknown job",
         description=f"there is no job with jobid {exc.jobid!r} (never created, or expired)",
+    )
+
+
+def _wrong_secret(req, resp, exc: resources.WrongSecret, params) -> None:
+    raise falcon.HTTPForbidden(
+        title="Wrong secret",
+        description=f"job {exc.jobid!r} was created with a secret: 'secret' must match it",
     )
 
 

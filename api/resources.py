@@ -11,12 +11,27 @@ import falcon
 from api import pages
 from api.params import flag, identifier, number, read_json_updates, read_params, text
 from renderer.model import JobSnapshot, summarize, worker_state
-from tasks.enqueue import ACCEPTED, UNKNOWN_JOB, UpdateQueue, WorkerReport, render_soon
+from tasks.enqueue import (
+    ACCEPTED,
+    UNKNOWN_JOB,
+    WRONG_SECRET,
+    UpdateQueue,
+    WorkerReport,
+    render_soon,
+)
 from tasks.settings import Settings
 from tasks.store import Store
 
 
 class JobNotFound(Exception):
+    def __init__(self, jobid: str) -> None:
+        super().__init__(jobid)
+        self.jobid = jobid
+
+
+class WrongSecret(Exception):
+    """The job was created with a secret, and the request did not present it."""
+
     def __init__(self, jobid: str) -> None:
         super().__init__(jobid)
         self.jobid = jobid
@@ -59,9 +74,12 @@ class Create(Resource):
         jobid = self.jobid(params)
         desc = text(params, "desc", s.max_desc_length)
         maxage = number(params, "maxage", default=s.default_maxage, minimum=1, maximum=s.max_maxage)
+        secret = text(params, "secret", s.max_id_length)
         incarnation = secrets.token_hex(8)
         now = time.time()
-        tag = self.store.create_job(jobid, desc, int(maxage), now, incarnation)
+        tag = self.store.create_job(jobid, desc, int(maxage), now, incarnation, secret)
+        if tag is None:
+            raise WrongSecret(jobid)
         render_soon(tag)
         self._wait_for_first_chart(jobid, incarnation)
         resp.media = {
@@ -108,6 +126,7 @@ class Update(Resource):
             total=number(params, "total", minimum=0, strictly_above=True),
             ok=flag(params, "ok"),
             desc=text(params, "desc", s.max_desc_length),
+            secret=text(params, "secret", s.max_id_length),
         )
 
     def accept(self, resp, params_list: list[dict[str, str]], all_or_nothing: bool) -> None:
@@ -119,6 +138,8 @@ class Update(Resource):
         for report, status in zip(reports, statuses):
             if status == UNKNOWN_JOB:
                 raise JobNotFound(report.jobid)
+            if status == WRONG_SECRET:
+                raise WrongSecret(report.jobid)
             if status != ACCEPTED:
                 raise falcon.HTTPConflict(
                     title="Too many workers",

@@ -11,7 +11,7 @@ from tasks.render import render_job
 from tasks.settings import Settings
 from tasks.store import StampClock, Store, Update, encode_row
 
-ACCEPTED, UNKNOWN_JOB, TOO_MANY_WORKERS = 1, 0, 2
+ACCEPTED, UNKNOWN_JOB, TOO_MANY_WORKERS, WRONG_SECRET = 1, 0, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class WorkerReport:
     total: float
     ok: bool
     desc: str
+    secret: str = ""
 
 
 class UpdateQueue:
@@ -35,10 +36,16 @@ class UpdateQueue:
         self._stamp = StampClock()
 
     def accept(self, reports: list[WorkerReport], all_or_nothing: bool = False) -> list[int]:
-        """Per report ACCEPTED, UNKNOWN_JOB or TOO_MANY_WORKERS, in order (one round trip).
-        Stamps are taken here, in the order reports arrive, so a later report always wins."""
+        """Per report ACCEPTED, UNKNOWN_JOB, TOO_MANY_WORKERS or WRONG_SECRET, in order, in one
+        round trip. Stamps are taken here, in the order reports arrive, so a later report
+        always wins."""
         updates = [
-            Update(r.jobid, r.workid, encode_row(self._stamp(), r.current, r.total, r.ok, r.desc))
+            Update(
+                r.jobid,
+                r.workid,
+                encode_row(self._stamp(), r.current, r.total, r.ok, r.desc),
+                r.secret,
+            )
             for r in reports
         ]
         return self._store.accept_updates(

@@ -20,6 +20,7 @@ The global keys make multi-job operations cheap; a Redis Cluster would need them
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 import time
@@ -40,6 +41,18 @@ RENDER_DUE = "progress:render:due"
 RENDER_LATER = "progress:render:later"
 STAMP_DIGITS = 17  # microseconds since 1970, zero-padded, so rows compare as strings
 
+# Whether a presented secret digest matches the stored one, in time that does not depend on where
+# they differ. No stored digest: the job is open to all, as the MWA guide has it.
+_SECRET_MATCHES = """
+local function secret_matches(stored, presented)
+  if not stored then return true end
+  if #stored ~= #presented then return false end
+  local diff = 0
+  for i = 1, #stored do diff = bit.bor(diff, bit.bxor(stored:byte(i), presented:byte(i))) end
+  return diff == 0
+end
+"""
+
 # Queue a drain task unless one is already queued or running. The flag expires, so a drain
 # message lost with a killed worker is replaced by the next accept (or by beat's sweep).
 _ENSURE_DRAIN = """
@@ -50,33 +63,38 @@ end
 
 # Accept updates: look up each one's job incarnation, append the accepted ones to the inbox and
 # make sure a drain task is queued, in one atomic step: what is acknowledged is in Redis with a
-# task on its way. Status per update: 1 accepted, 0 unknown job, 2 job has too many workers.
-# With all_or_nothing set, one refused update refuses them all.
+# task on its way. Status per update: 1 accepted, 0 unknown job, 2 job has too many workers,
+# 3 wrong secret. With all_or_nothing set, one refused update refuses them all.
 _ACCEPT = (
     _ENSURE_DRAIN
+    + _SECRET_MATCHES
     + """
 local now, max_workers, ttl_ms, message = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local all_or_nothing = ARGV[5] == '1'
-local statuses, entries, incs, sizes = {}, {}, {}, {}
+local statuses, entries, jobs = {}, {}, {}
 local refused = false
-for i = 6, #ARGV, 3 do
-  local tag, workid = ARGV[i], ARGV[i + 1]
-  local inc = incs[tag]
-  if inc == nil then
-    inc = redis.call('HGET', 'progress:{' .. tag .. '}:meta', 'incarnation')
-    incs[tag] = inc
-    sizes[tag] = redis.call('HLEN', 'progress:{' .. tag .. '}:workers')
+for i = 6, #ARGV, 4 do
+  local tag, workid, row, secret = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local workers = 'progress:{' .. tag .. '}:workers'
+  local job = jobs[tag]
+  if job == nil then
+    local meta = redis.call('HMGET', 'progress:{' .. tag .. '}:meta', 'incarnation', 'secret')
+    job = {inc = meta[1], secret = meta[2], size = redis.call('HLEN', workers)}
+    jobs[tag] = job
   end
-  if not inc then
-    statuses[#statuses + 1] = 0
-    refused = true
-  elseif sizes[tag] >= max_workers
-      and redis.call('HEXISTS', 'progress:{' .. tag .. '}:workers', workid) == 0 then
-    statuses[#statuses + 1] = 2
-    refused = true
+  local status = 1
+  if not job.inc then
+    status = 0
+  elseif not secret_matches(job.secret, secret) then
+    status = 3
+  elseif job.size >= max_workers and redis.call('HEXISTS', workers, workid) == 0 then
+    status = 2
+  end
+  statuses[#statuses + 1] = status
+  if status == 1 then
+    entries[#entries + 1] = table.concat({tag, job.inc, workid, row}, '\\n')
   else
-    statuses[#statuses + 1] = 1
-    entries[#entries + 1] = table.concat({tag, inc, workid, ARGV[i + 2]}, '\\n')
+    refused = true
   end
 end
 if (refused and all_or_nothing) or #entries == 0 then return statuses end
@@ -127,15 +145,21 @@ local scheduled = redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[3])
 return {changed, scheduled, redis.call('HGET', KEYS[1], 'rendered_at')}
 """.replace("DIGITS", str(STAMP_DIGITS))
 
-_CREATE = """
+# (Re)create a job, unless it exists with a secret and the right one was not presented.
+_CREATE = (
+    _SECRET_MATCHES
+    + """
+if not secret_matches(redis.call('HGET', KEYS[1], 'secret'), ARGV[8]) then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[1], 'jobid', ARGV[2], 'desc', ARGV[3], 'created', ARGV[4],
            'maxage', ARGV[5], 'incarnation', ARGV[6], 'version', 0, 'rendered_at', 0)
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'secret', ARGV[8]) end
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
 return 1
 """
+)
 
 # Start a render: read a consistent snapshot and turn the job's entry in render:due into a lease
 # (re-scored now), so a render lost with a killed process is re-sent by the sweep. Updates applied
@@ -211,6 +235,14 @@ def job_tag(jobid: str) -> str:
     return base64.urlsafe_b64encode(jobid.encode()).rstrip(b"=").decode()
 
 
+def secret_digest(jobid: str, secret: str) -> str:
+    """What is stored of a job's secret: a SHA-256 digest salted with the job id ("" for none).
+    Unsalted-fast on purpose: it is checked on every update."""
+    if not secret:
+        return ""
+    return hashlib.sha256(f"{job_tag(jobid)}\n{secret}".encode()).hexdigest()
+
+
 def _keys(tag: str) -> tuple[str, str, str]:
     prefix = f"progress:{{{tag}}}"
     return f"{prefix}:meta", f"{prefix}:workers", f"{prefix}:chart"
@@ -247,6 +279,7 @@ class Update:
     jobid: str
     workid: str
     row: str  # encode_row(...)
+    secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -292,15 +325,27 @@ class Store:
         return bool(self.redis.ping())
 
     # -- jobs -------------------------------------------------------------------------------
-    def create_job(self, jobid: str, desc: str, maxage: int, now: float, incarnation: str) -> str:
-        """(Re)create a job with no workers; returns its tag. Updates queued for an earlier
-        incarnation of the same id are dropped when applied."""
+    def create_job(
+        self, jobid: str, desc: str, maxage: int, now: float, incarnation: str, secret: str = ""
+    ) -> str | None:
+        """(Re)create a job with no workers; returns its tag, or None if the job exists with a
+        secret and `secret` is not it. Updates queued for an earlier incarnation of the same id
+        are dropped when applied."""
         tag = job_tag(jobid)
-        self._create(
+        created = self._create(
             keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE],
-            args=[tag, jobid, desc, repr(now), maxage, incarnation, repr(now + maxage)],
+            args=[
+                tag,
+                jobid,
+                desc,
+                repr(now),
+                maxage,
+                incarnation,
+                repr(now + maxage),
+                secret_digest(jobid, secret),
+            ],
         )
-        return tag
+        return tag if created else None
 
     def snapshot(self, jobid: str) -> JobSnapshot | None:
         meta_key, workers_key, _ = _keys(job_tag(jobid))
@@ -343,7 +388,7 @@ class Store:
         update 1 accepted, 0 unknown job, 2 too many workers."""
         args: list = [repr(now), max_workers, drain.ttl_ms, drain.message, int(all_or_nothing)]
         for u in updates:
-            args += [job_tag(u.jobid), u.workid, u.row]
+            args += [job_tag(u.jobid), u.workid, u.row, secret_digest(u.jobid, u.secret)]
         return self._accept(keys=[INBOX, DRAIN_FLAG, drain.queue], args=args)
 
     def claim_inbox(self, batch_id: str, now: float, limit: int, drain: DrainTask) -> list[str]:
