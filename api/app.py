@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         "/progress/show": resources.Show(store, settings),
         "/progress/jobs": resources.Jobs(store, settings),
         "/progress/": resources.Jobs(store, settings, as_page=True),
+        "/openapi.json": resources.OpenAPI(settings),
     }
     for path, resource in routes.items():
         app.add_route(path, resource)

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import falcon
 
 from api import pages
+from api.openapi import openapi_spec
 from api.params import flag, identifier, number, read_json_updates, read_params, text
 from renderer.model import JobSnapshot, summarize, worker_state
 from tasks.enqueue import (
@@ -229,6 +230,14 @@ class Jobs(Resource):
             resp.text = pages.overview_page(listing)
         else:
             resp.media = listing
+
+
+class OpenAPI:
+    def __init__(self, settings: Settings) -> None:
+        self.document = openapi_spec(settings)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self.document
 
 
 def job_row(req: falcon.Request, settings: Settings, snapshot: JobSnapshot, now: float) -> dict:
