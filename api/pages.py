@@ -83,11 +83,12 @@ _SHOW_CSS = """
   transition: width .4s; }
 .sub { margin: 0 0 10px; color: var(--muted); font-size: .85rem; }
 .counts { list-style: none; margin: 0 0 12px; padding: 0; display: grid; gap: 6px;
-  grid-template-columns: repeat(4, minmax(0, 1fr)); }
-.counts li { border: 1px solid var(--line); border-radius: 8px; padding: 6px 6px 5px 9px;
-  border-left: 5px solid var(--c); min-width: 0; }
-.counts b { display: block; font-size: 1.15rem; line-height: 1.2; overflow-wrap: anywhere; }
-.counts span { font-size: .78rem; color: var(--muted); }
+  grid-template-columns: repeat(2, minmax(0, 1fr)); }
+.counts li { border: 1px solid var(--line); border-radius: 8px; padding: 5px 8px 5px 9px;
+  border-left: 5px solid var(--c); min-width: 0; display: flex; align-items: baseline;
+  gap: 6px; flex-wrap: wrap; }
+.counts b { font-size: 1.2rem; line-height: 1.25; white-space: nowrap; }
+.counts span { font-size: .82rem; color: var(--muted); }
 .counts .zero b { color: var(--muted); font-weight: 500; }
 .counts .running { --c: var(--running); } .counts .done { --c: var(--done); }
 .counts .failed { --c: var(--failed); } .counts .stale { --c: var(--stale); }
@@ -102,21 +103,28 @@ _SHOW_CSS = """
 .problems summary { cursor: pointer; font-weight: 600; }
 .problems .scroll { max-height: 22rem; overflow: auto; margin-top: 6px; }
 .problems table { border-collapse: collapse; width: 100%; font-size: .82rem; }
-.problems th, .problems td { text-align: left; padding: 3px 6px 3px 0; vertical-align: top;
-  border-bottom: 1px solid var(--line); overflow-wrap: anywhere; }
+.problems th, .problems td { text-align: left; padding: 4px 8px 4px 0; vertical-align: top;
+  border-bottom: 1px solid var(--line); }
 .problems th { color: var(--muted); font-weight: 500; position: sticky; top: 0;
   background: var(--card); }
-.problems td.failed { color: var(--failed-text); font-weight: 600; }
-.problems td.stale { color: var(--muted); font-weight: 600; }
+.problems th:last-child, .problems td:last-child { padding-right: 0; }
+.problems .w-id { font-weight: 600; overflow-wrap: anywhere; }
+.problems .w-desc { display: block; color: var(--muted); overflow-wrap: anywhere; }
+.problems .w-state, .problems .w-pct, .problems .w-ago { white-space: nowrap; }
+.problems .w-pct { text-align: right; font-variant-numeric: tabular-nums; }
+.problems .w-state.failed { color: var(--failed-text); font-weight: 600; }
+.problems .w-state.stale { color: var(--muted); font-weight: 600; }
 .refresh { margin: 12px 0 0; font-size: .8rem; color: var(--muted); }
 #conn { color: var(--failed-text); }
-.chart-tools { display: flex; justify-content: space-between; align-items: center; gap: 8px;
-  font-size: .8rem; color: var(--muted); margin: 0 2px 6px; }
-.chart-tools button { font: inherit; color: var(--link); background: none; border: 0;
-  padding: 2px 0; cursor: pointer; }
+.chart-col { position: relative; }
+#zoom { position: absolute; top: 8px; right: 8px; font: inherit; font-size: .8rem;
+  color: var(--link); background: var(--card); border: 1px solid var(--line); border-radius: 6px;
+  padding: 3px 9px; cursor: pointer; opacity: .92; }
+#zoom[hidden] { display: none; }
 .chart-box { position: relative; padding: 1px; overflow: hidden; }
-.chart-box img { display: block; width: 100%; height: auto; max-width: 1000px; border-radius: 9px;
-  cursor: zoom-in; }
+.chart-box img { display: block; width: 100%; height: auto; max-width: 1000px;
+  border-radius: 9px; }
+.chart-col:has(#zoom:not([hidden])) .chart-box img { cursor: zoom-in; }
 .chart-box.actual { overflow-x: auto; }
 .chart-box.actual img { width: auto; max-width: none; cursor: zoom-out; }
 .chart-box img:not([src]) { display: none; }
@@ -309,17 +317,20 @@ function renderProblems(doc) {
     .concat(doc.workers.filter((w) => w.state === "stale")).slice(0, PROBLEM_ROWS);
   const body = document.createElement("tbody");
   body.id = "problems-body";
+  const add = (parent, tag, cls, text) => {
+    const el = parent.appendChild(document.createElement(tag));
+    el.className = cls;
+    el.textContent = text;
+    return el;
+  };
   for (const w of rows) {
-    const tr = document.createElement("tr");
-    const cells = [w.workid, w.state, fmtPct(w.percent) + " %", fmtAgo(w.updated), w.desc];
-    cells.forEach((text, i) => {
-      const td = document.createElement("td");
-      td.textContent = text;
-      if (i === 1) td.className = w.state;
-      if (i === 3) td.title = fmtWhen(w.updated);
-      tr.appendChild(td);
-    });
-    body.appendChild(tr);
+    const tr = body.appendChild(document.createElement("tr"));
+    const who = add(tr, "td", "", "");
+    add(who, "span", "w-id", w.workid);
+    if (w.desc) add(who, "span", "w-desc", w.desc);
+    add(tr, "td", "w-state " + w.state, w.state);
+    add(tr, "td", "w-pct", fmtPct(w.percent) + " %");
+    add(tr, "td", "w-ago", fmtAgo(w.updated)).title = fmtWhen(w.updated);
   }
   $("problems-body").replaceWith(body);
   setText("problems-more", count > rows.length
@@ -423,6 +434,7 @@ async function refreshChart() {
   if (old.src.startsWith("blob:")) URL.revokeObjectURL(old.src);
   S.etag = tag;
   placeholder("");
+  updateZoom();
 }
 
 async function tick() {
@@ -452,14 +464,22 @@ document.addEventListener("visibilitychange", () => {
   if (!document.hidden && (S.chartStale || Date.now() - S.lastTick >= cfg.interval * 1000)) tick();
 });
 
-// Tap or click the chart: fit to the screen, or actual size (scrolls sideways on a phone).
+// Tap or click a scaled-down chart: actual size (scrolls sideways on a phone), or back.
 function toggleSize() {
-  const box = $("chart-box");
-  const actual = box.classList.toggle("actual");
+  const actual = $("chart-box").classList.toggle("actual");
   $("zoom").textContent = actual ? "Fit to width" : "Actual size";
+  updateZoom();
 }
-$("chart-box").addEventListener("click", (e) => { if (e.target.id === "chart") toggleSize(); });
+function updateZoom() {
+  const img = $("chart");
+  const actual = $("chart-box").classList.contains("actual");
+  $("zoom").hidden = !(img.naturalWidth && (actual || img.clientWidth < img.naturalWidth * 0.97));
+}
+$("chart-box").addEventListener("click", (e) => {
+  if (e.target.id === "chart" && !$("zoom").hidden) toggleSize();
+});
 $("zoom").addEventListener("click", toggleSize);
+window.addEventListener("resize", updateZoom);
 
 setInterval(renderClock, 1000);
 tick();
@@ -532,21 +552,20 @@ def show_page(jobid: str, interval: float, urls: dict[str, str], *, overview: bo
 <details id="problems" class="problems" hidden>
 <summary>Failed and stale workers (<span id="problems-count">0</span>)</summary>
 <div class="scroll"><table><thead><tr><th>Worker</th><th>State</th><th>Done</th>
-<th>Last heard</th><th>Message</th></tr></thead><tbody id="problems-body"></tbody></table></div>
+<th>Heard</th></tr></thead><tbody id="problems-body"></tbody></table></div>
 <p id="problems-more" class="muted"></p>
 </details>
 <p class="refresh">Refreshes every {_interval_text(interval)}
 \u00b7 <span id="checked">loading</span><br><span id="conn" role="status"></span></p>
 </section>
 <section class="chart-col" aria-label="Chart">
-<div class="chart-tools"><span>One bar per worker</span>
-<button id="zoom" type="button">Actual size</button></div>
 <div id="chart-box" class="chart-box card">
 <img id="chart" alt="Progress chart: one bar per worker">
 <noscript><img src="{html.escape(urls["render"])}" alt="Progress chart"></noscript>
 <p id="placeholder">Loading the chart\u2026</p>
 <div id="stamp" class="stamp" hidden>Job gone</div>
 </div>
+<button id="zoom" type="button" hidden>Actual size</button>
 </section>
 </main>
 </div>

@@ -11,6 +11,7 @@ import falcon
 from api import pages
 from api.openapi import openapi_spec
 from api.params import flag, identifier, number, read_json_updates, read_params, text
+from api.ratelimit import RateLimiter
 from renderer.model import JobSnapshot, summarize, worker_state
 from tasks.enqueue import (
     ACCEPTED,
@@ -108,14 +109,18 @@ class Update(Resource):
     def __init__(self, store: Store, settings: Settings, queue: UpdateQueue) -> None:
         super().__init__(store, settings)
         self.queue = queue
+        self.limiter = RateLimiter(settings.update_rate_limit)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.content_type and req.content_type.startswith(falcon.MEDIA_JSON):
-            self.accept(resp, read_json_updates(req, self.settings), all_or_nothing=True)
+            updates = read_json_updates(req, self.settings)
+            self.limiter.charge(req.remote_addr, len(updates))
+            self.accept(resp, updates, all_or_nothing=True)
         else:
             self.on_get(req, resp)
 
     def handle(self, req, resp, params):
+        self.limiter.charge(req.remote_addr)
         self.accept(resp, [params], all_or_nothing=False)
 
     def report(self, params: dict[str, str]) -> WorkerReport:

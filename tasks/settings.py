@@ -36,6 +36,7 @@ class Settings:
     create_wait: float = 3.0  # create waits this long for the first chart to be rendered
     redis_timeout: float = 1.0  # every Redis call gives up after this, so callers get a 503
     list_jobs: bool = True
+    update_rate_limit: float = 0.0  # updates per second per client address; 0 = no limit
 
     @property
     def broker_url(self) -> str:
