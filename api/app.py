@@ -6,7 +6,7 @@ import falcon
 import kombu.exceptions
 import redis
 
-from api import resources
+from api import operations, resources
 from tasks.enqueue import UpdateQueue
 from tasks.runtime import connect
 from tasks.settings import Settings
@@ -25,7 +25,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     store = store or Store(connect(settings))
     updates = UpdateQueue(store, settings)
 
-    app = falcon.App(cors_enable=True)
+    request_log = operations.RequestLog()
+    app = falcon.App(cors_enable=True, middleware=[request_log])
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = False
     routes = {
@@ -37,6 +38,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         "/progress/jobs": resources.Jobs(store, settings),
         "/progress/": resources.Jobs(store, settings, as_page=True),
         "/openapi.json": resources.OpenAPI(settings),
+        "/healthz": operations.Health(store, settings),
+        "/metrics": operations.Metrics(store, request_log),
     }
     for path, resource in routes.items():
         app.add_route(path, resource)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import falcon
 
@@ -167,3 +167,24 @@ def flag(params: dict[str, str], name: str) -> bool:
     if not math.isfinite(value):
         raise falcon.HTTPInvalidParam("it must be a finite number (0 means failed)", name)
     return value != 0
+
+
+def notify_url(params: dict[str, str], settings: Settings) -> str:
+    """create's completion hook: an http(s) URL on a host the operator allowed."""
+    url = text(params, "notify", 2048)
+    if not url:
+        return ""
+    if not settings.notify_allowed:
+        raise falcon.HTTPInvalidParam(
+            "this server sends no notifications (PROGRESS_NOTIFY_HOSTS is empty)", "notify"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise falcon.HTTPInvalidParam("it must be an http or https URL", "notify")
+    host = parts.hostname.lower()
+    if host not in settings.notify_allowed and parts.netloc.lower() not in settings.notify_allowed:
+        raise falcon.HTTPInvalidParam(
+            f"host {host!r} is not among those this server may notify (PROGRESS_NOTIFY_HOSTS)",
+            "notify",
+        )
+    return url

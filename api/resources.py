@@ -10,7 +10,15 @@ import falcon
 
 from api import pages
 from api.openapi import openapi_spec
-from api.params import flag, identifier, number, read_json_updates, read_params, text
+from api.params import (
+    flag,
+    identifier,
+    notify_url,
+    number,
+    read_json_updates,
+    read_params,
+    text,
+)
 from api.ratelimit import RateLimiter
 from renderer.model import JobSnapshot, summarize, worker_state
 from tasks.enqueue import (
@@ -53,9 +61,12 @@ class Resource:
         self.settings = settings
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.handle(req, resp, read_params(req, self.settings))
+        params = read_params(req, self.settings)
+        req.context.jobid = params.get("jobid")  # for the request log
+        self.handle(req, resp, params)
 
-    on_post = on_get
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.on_get(req, resp)
 
     def handle(self, req: falcon.Request, resp: falcon.Response, params: dict[str, str]) -> None:
         raise NotImplementedError
@@ -77,9 +88,10 @@ class Create(Resource):
         desc = text(params, "desc", s.max_desc_length)
         maxage = number(params, "maxage", default=s.default_maxage, minimum=1, maximum=s.max_maxage)
         secret = text(params, "secret", s.max_id_length)
+        notify = notify_url(params, s)
         incarnation = secrets.token_hex(8)
         now = time.time()
-        tag = self.store.create_job(jobid, desc, int(maxage), now, incarnation, secret)
+        tag = self.store.create_job(jobid, desc, int(maxage), now, incarnation, secret, notify)
         if tag is None:
             raise WrongSecret(jobid)
         render_soon(tag)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+import time
+
+from celery import Celery, signals
 from kombu import Queue
 
 from tasks.settings import Settings
 
+LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 INGEST_QUEUE = "ingest"
 RENDER_QUEUE = "render"
 
@@ -42,6 +46,7 @@ def configure(app: Celery, settings: Settings) -> Celery:
         task_routes={
             "tasks.ingest.*": {"queue": INGEST_QUEUE},
             "tasks.render.*": {"queue": RENDER_QUEUE},
+            "tasks.notify.*": {"queue": RENDER_QUEUE},
             "tasks.maintenance.*": {"queue": INGEST_QUEUE},
         },
         beat_schedule={
@@ -55,10 +60,44 @@ def configure(app: Celery, settings: Settings) -> Celery:
             },
         },
         worker_hijack_root_logger=False,
+        worker_log_format=LOG_FORMAT,
+        worker_task_log_format=LOG_FORMAT,
         worker_send_task_events=False,
     )
     return app
 
 
-app = Celery("progress", include=["tasks.ingest", "tasks.render", "tasks.maintenance"])
+app = Celery(
+    "progress", include=["tasks.ingest", "tasks.render", "tasks.maintenance", "tasks.notify"]
+)
 configure(app, Settings.from_env())
+
+
+# One structured line per task, instead of Celery's two free-text ones.
+_task_log = logging.getLogger("progress.task")
+_started: dict[str, float] = {}
+
+
+@signals.after_setup_logger.connect
+def _quiet_celery_task_lines(logger=None, **kwargs) -> None:
+    for name in ("celery.worker.strategy", "celery.app.trace"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@signals.task_prerun.connect
+def _task_started(task_id=None, **kwargs) -> None:
+    _started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _task_finished(task_id=None, task=None, retval=None, state=None, **kwargs) -> None:
+    started = _started.pop(task_id, None)
+    elapsed = 0.0 if started is None else (time.perf_counter() - started) * 1000
+    _task_log.info(
+        "event=task task=%s id=%s state=%s ms=%.1f result=%s",
+        task.name if task else "?",
+        task_id,
+        state,
+        elapsed,
+        retval if isinstance(retval, (int, float, bool)) or retval is None else "-",
+    )

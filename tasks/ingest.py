@@ -13,8 +13,9 @@ import uuid
 from tasks import runtime
 from tasks.celery_app import INGEST_QUEUE, app
 from tasks.messages import task_message
+from tasks.notify import notify_finished
 from tasks.render import schedule_renders
-from tasks.store import DrainTask
+from tasks.store import AppliedBatch, DrainTask
 
 DRAIN = "tasks.ingest.drain"
 BATCH_LIMIT = 5000
@@ -35,7 +36,7 @@ def drain() -> int:
     batch_id = uuid.uuid4().hex
     entries = store.claim_inbox(batch_id, time.time(), BATCH_LIMIT, drain_task())
     if entries:
-        schedule_renders(store.apply_batch(batch_id, entries, time.time()))
+        after_apply(store.apply_batch(batch_id, entries, time.time()))
     return len(entries)
 
 
@@ -47,5 +48,13 @@ def apply_batch(batch_id: str) -> int:
     entries = store.load_batch(batch_id)
     if entries is None:
         return 0
-    schedule_renders(store.apply_batch(batch_id, entries, time.time()))
+    after_apply(store.apply_batch(batch_id, entries, time.time()))
     return len(entries)
+
+
+def after_apply(applied: AppliedBatch) -> None:
+    runtime.store().observe("apply", time.time() - applied.oldest_accepted)
+    schedule_renders(applied.renders_due)
+    for tag, state, url in applied.finished:
+        if url:
+            notify_finished.delay(tag, state, url)

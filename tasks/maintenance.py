@@ -7,7 +7,7 @@ import time
 from tasks import runtime
 from tasks.celery_app import app
 from tasks.ingest import apply_batch, drain_task
-from tasks.render import render_job
+from tasks.render import render_heartbeat, render_job
 
 
 @app.task(name="tasks.maintenance.expire_jobs")
@@ -24,6 +24,8 @@ def resend_lost_work() -> dict[str, int]:
     renders of jobs in which a worker has turned stale since their last chart."""
     settings, store = runtime.settings(), runtime.store()
     now = time.time()
+    store.heartbeat("ingest", now)  # this task runs on the ingest queue: /healthz reads it
+    render_heartbeat.delay()
     cutoff = now - settings.redeliver_after
     store.ensure_drain(now, drain_task())
     batches = store.claim_overdue_batches(cutoff, now)

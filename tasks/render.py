@@ -24,7 +24,9 @@ def render_job(tag: str) -> None:
         # Imported here so that the web process, which only sends renders, never loads matplotlib.
         from renderer.chart import render_png
 
+        started = time.perf_counter()
         png = render_png(snapshot, now=now, stale_after=settings.stale_after)
+        store.observe("render", time.perf_counter() - started)
         digest = hashlib.blake2b(png, digest_size=6).hexdigest()
         etag = f"{snapshot.incarnation}-{snapshot.version}-{digest}"
     if store.finish_render(tag, snapshot, stale, etag, png, next_stale_time(snapshot, now)):
@@ -40,6 +42,12 @@ def next_stale_time(snapshot, now: float) -> float | None:
         if w.ok and w.current < w.total and not w.is_stale(now, stale_after)
     ]
     return min(times) + 0.5 if times else None
+
+
+@app.task(name="tasks.render.heartbeat")
+def render_heartbeat() -> None:
+    """Sent by beat's sweep through the render queue, so /healthz knows renders flow."""
+    runtime.store().heartbeat("render", time.time())
 
 
 def schedule_renders(renders_due: dict[str, float]) -> None:

@@ -37,6 +37,11 @@ class Settings:
     redis_timeout: float = 1.0  # every Redis call gives up after this, so callers get a 503
     list_jobs: bool = True
     update_rate_limit: float = 0.0  # updates per second per client address; 0 = no limit
+    notify_hosts: str = ""  # comma-separated hosts (host or host:port) create's notify may call
+
+    @property
+    def notify_allowed(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.notify_hosts.split(",") if h.strip())
 
     @property
     def broker_url(self) -> str:

@@ -3,7 +3,8 @@
 Layout (T is the job id, base64url-encoded, so no id can reach another job's keys, and every key
 of a job shares the hash tag {T}):
   progress:{T}:meta      hash   jobid, desc, created, maxage, incarnation, version (bumped by
-                                every change), rendered_at, updates (rows ingested), renders
+                                every change), rendered_at, updates (rows ingested), renders,
+                                running, failed (worker counts), finished, notify, secret
   progress:{T}:workers   hash   workid -> row (see encode_row)
   progress:{T}:chart     hash   png, etag, version, stale
   progress:jobs:expiry   zset   T -> time after which the job is deleted
@@ -14,6 +15,7 @@ of a job shares the hash tag {T}):
   progress:batches:due   zset   batch id -> time claimed
   progress:render:due    zset   T -> time a render was scheduled or started, until it finishes
   progress:render:later  zset   T -> time a running worker turns stale, so the chart must change
+  progress:stats         hash   service-wide counters and latency histograms (see metrics)
 The global keys make multi-job operations cheap; a Redis Cluster would need them split per slot.
 """
 
@@ -25,7 +27,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis import Redis
 
@@ -39,6 +41,8 @@ BATCHES = "progress:batches"
 BATCHES_DUE = "progress:batches:due"
 RENDER_DUE = "progress:render:due"
 RENDER_LATER = "progress:render:later"
+STATS = "progress:stats"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STAMP_DIGITS = 17  # microseconds since 1970, zero-padded, so rows compare as strings
 
 # Whether a presented secret digest matches the stored one, in time that does not depend on where
@@ -127,22 +131,39 @@ return entries
 )
 
 # Apply one job's share of a batch: newer stamp wins per worker, other incarnations are dropped.
-# Returns {rows changed, 1 if this call scheduled a render, time the last render started}.
+# A row's state letter (after its stamp) keeps the job's counts of running and failed workers
+# current, so completion is noticed here, once per incarnation (HSETNX finished).
+# Returns {rows changed, 1 if this call scheduled a render, time the last render started,
+# 'done'/'failed' if the job just finished, its notify URL}.
 _APPLY = """
-if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return {0, 0, '0'} end
+if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return {0, 0, '0', '', ''} end
 redis.call('HINCRBY', KEYS[1], 'updates', (#ARGV - 3) / 2)
-local changed = 0
+local changed, added, running, failed = 0, 0, 0, 0
 for i = 4, #ARGV, 2 do
-  local old = redis.call('HGET', KEYS[2], ARGV[i])
-  if (not old) or string.sub(old, 1, DIGITS) < string.sub(ARGV[i + 1], 1, DIGITS) then
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  local old, new = redis.call('HGET', KEYS[2], ARGV[i]), ARGV[i + 1]
+  if (not old) or string.sub(old, 1, DIGITS) < string.sub(new, 1, DIGITS) then
+    redis.call('HSET', KEYS[2], ARGV[i], new)
     changed = changed + 1
+    local was = old and string.sub(old, DIGITS + 1, DIGITS + 1) or ''
+    local now_is = string.sub(new, DIGITS + 1, DIGITS + 1)
+    if not old then added = added + 1 end
+    if was == 'r' then running = running - 1 elseif was == 'f' then failed = failed - 1 end
+    if now_is == 'r' then running = running + 1 elseif now_is == 'f' then failed = failed + 1 end
   end
 end
-if changed == 0 then return {0, 0, '0'} end
+if changed == 0 then return {0, 0, '0', '', ''} end
 redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HINCRBY', KEYS[4], 'workers', added)
+running = redis.call('HINCRBY', KEYS[1], 'running', running)
+failed = redis.call('HINCRBY', KEYS[1], 'failed', failed)
+local finished = ''
+if failed > 0 or running == 0 then
+  finished = failed > 0 and 'failed' or 'done'
+  if redis.call('HSETNX', KEYS[1], 'finished', finished) == 0 then finished = '' end
+end
 local scheduled = redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[3])
-return {changed, scheduled, redis.call('HGET', KEYS[1], 'rendered_at')}
+local meta = redis.call('HMGET', KEYS[1], 'rendered_at', 'notify')
+return {changed, scheduled, meta[1], finished, finished ~= '' and meta[2] or ''}
 """.replace("DIGITS", str(STAMP_DIGITS))
 
 # (Re)create a job, unless it exists with a secret and the right one was not presented.
@@ -150,10 +171,12 @@ _CREATE = (
     _SECRET_MATCHES
     + """
 if not secret_matches(redis.call('HGET', KEYS[1], 'secret'), ARGV[8]) then return 0 end
+redis.call('HINCRBY', KEYS[7], 'workers', 0 - redis.call('HLEN', KEYS[2]))
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[1], 'jobid', ARGV[2], 'desc', ARGV[3], 'created', ARGV[4],
            'maxage', ARGV[5], 'incarnation', ARGV[6], 'version', 0, 'rendered_at', 0)
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'secret', ARGV[8]) end
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'notify', ARGV[9]) end
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
@@ -196,6 +219,8 @@ return 1
 _EXPIRE = """
 local deadline = redis.call('ZSCORE', KEYS[4], ARGV[1])
 if (not deadline) or tonumber(deadline) > tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', ARGV[3], 'workers', 0 - redis.call('HLEN', KEYS[2]))
+redis.call('HINCRBY', ARGV[3], 'expired_jobs', 1)
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1
@@ -235,6 +260,10 @@ def job_tag(jobid: str) -> str:
     return base64.urlsafe_b64encode(jobid.encode()).rstrip(b"=").decode()
 
 
+def jobid_of(tag: str) -> str:
+    return base64.urlsafe_b64decode(tag + "=" * (-len(tag) % 4)).decode()
+
+
 def secret_digest(jobid: str, secret: str) -> str:
     """What is stored of a job's secret: a SHA-256 digest salted with the job id ("" for none).
     Unsalted-fast on purpose: it is checked on every update."""
@@ -263,12 +292,15 @@ class StampClock:
 
 
 def encode_row(stamp: int, current: float, total: float, ok: bool, desc: str) -> str:
+    """A worker row: its stamp, a state letter (r running, d done, f failed) that the apply
+    script counts without parsing JSON, then the values."""
+    state = "f" if not ok else "d" if current >= total else "r"
     payload = json.dumps([current, total, ok, desc], ensure_ascii=False, separators=(",", ":"))
-    return f"{stamp:0{STAMP_DIGITS}d}{payload}"
+    return f"{stamp:0{STAMP_DIGITS}d}{state}{payload}"
 
 
 def decode_row(workid: str, row: str) -> WorkerRow:
-    current, total, ok, desc = json.loads(row[STAMP_DIGITS:])
+    current, total, ok, desc = json.loads(row[STAMP_DIGITS + 1 :])
     return WorkerRow(workid, current, total, ok, desc, int(row[:STAMP_DIGITS]) / 1e6)
 
 
@@ -280,6 +312,15 @@ class Update:
     workid: str
     row: str  # encode_row(...)
     secret: str = ""
+
+
+@dataclass
+class AppliedBatch:
+    """What applying a batch changed that other tasks must act on."""
+
+    oldest_accepted: float  # when the oldest update in it was accepted
+    renders_due: dict[str, float] = field(default_factory=dict)  # tag -> last render start
+    finished: list[tuple[str, str, str]] = field(default_factory=list)  # (tag, state, notify)
 
 
 @dataclass(frozen=True)
@@ -326,14 +367,21 @@ class Store:
 
     # -- jobs -------------------------------------------------------------------------------
     def create_job(
-        self, jobid: str, desc: str, maxage: int, now: float, incarnation: str, secret: str = ""
+        self,
+        jobid: str,
+        desc: str,
+        maxage: int,
+        now: float,
+        incarnation: str,
+        secret: str = "",
+        notify: str = "",
     ) -> str | None:
         """(Re)create a job with no workers; returns its tag, or None if the job exists with a
         secret and `secret` is not it. Updates queued for an earlier incarnation of the same id
         are dropped when applied."""
         tag = job_tag(jobid)
         created = self._create(
-            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE],
+            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS],
             args=[
                 tag,
                 jobid,
@@ -343,6 +391,7 @@ class Store:
                 incarnation,
                 repr(now + maxage),
                 secret_digest(jobid, secret),
+                notify,
             ],
         )
         return tag if created else None
@@ -411,10 +460,9 @@ class Store:
         record = self.redis.hget(BATCHES, batch_id)
         return json.loads(record) if record else None
 
-    def apply_batch(self, batch_id: str, entries: list[str], now: float) -> dict[str, float]:
+    def apply_batch(self, batch_id: str, entries: list[str], now: float) -> AppliedBatch:
         """Apply a claimed batch and clear its record. Safe to repeat: a row only replaces an
-        older one. Returns {job tag: time its last render started} for each job that now needs
-        a render."""
+        older one."""
         per_job: dict[tuple[str, str], list[str]] = defaultdict(list)
         for entry in entries:
             tag, incarnation, workid, row = entry.split("\n", 3)
@@ -423,17 +471,21 @@ class Store:
             for (tag, incarnation), pairs in per_job.items():
                 meta_key, workers_key, _ = _keys(tag)
                 self._apply(
-                    keys=[meta_key, workers_key, RENDER_DUE],
+                    keys=[meta_key, workers_key, RENDER_DUE, STATS],
                     args=[incarnation, repr(now), tag, *pairs],
                     client=pipe,
                 )
             pipe.hdel(BATCHES, batch_id).zrem(BATCHES_DUE, batch_id)
             results = pipe.execute()
-        return {
-            tag: float(rendered_at)
-            for (tag, _), (_, scheduled, rendered_at) in zip(per_job, results)
-            if scheduled
-        }
+        applied = AppliedBatch(
+            oldest_accepted=min(int(e.split("\n", 3)[3][:STAMP_DIGITS]) for e in entries) / 1e6
+        )
+        for (tag, _), (_, scheduled, rendered_at, finished, notify) in zip(per_job, results):
+            if scheduled:
+                applied.renders_due[tag] = float(rendered_at)
+            if finished:
+                applied.finished.append((tag, finished.decode(), notify.decode()))
+        return applied
 
     # -- rendering ---------------------------------------------------------------------------
     def schedule_render(self, tag: str, now: float) -> bool:
@@ -488,7 +540,8 @@ class Store:
         for tag in self.redis.zrangebyscore(EXPIRY, "-inf", now):
             tag = tag.decode()
             deleted += self._expire(
-                keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, RENDER_LATER], args=[tag, repr(now)]
+                keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, RENDER_LATER],
+                args=[tag, repr(now), STATS],
             )
         return deleted
 
@@ -505,6 +558,32 @@ class Store:
         return [
             t.decode() for t in self._wake(keys=[RENDER_LATER, RENDER_DUE], args=[repr(now), limit])
         ]
+
+    # -- operations --------------------------------------------------------------------------
+    def observe(self, name: str, seconds: float) -> None:
+        """Count a duration into the histogram `name` (buckets LATENCY_BUCKETS)."""
+        bucket = next((b for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(STATS, f"{name}:le:{bucket}", 1)
+            pipe.hincrby(STATS, f"{name}:count", 1)
+            pipe.hincrbyfloat(STATS, f"{name}:sum", seconds)
+            pipe.execute()
+
+    def heartbeat(self, role: str, now: float) -> None:
+        self.redis.hset(STATS, f"heartbeat:{role}", repr(now))
+
+    def operational_stats(self, queues: list[str]) -> dict[str, float]:
+        """Service-wide counters, histogram fields, heartbeats, and queue depths by name."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(STATS).zcard(EXPIRY).llen(INBOX).zcard(BATCHES_DUE).zcard(RENDER_DUE)
+            for queue in queues:
+                pipe.llen(queue)
+            stats, jobs, inbox, claimed, renders, *depths = pipe.execute()
+        values = {k.decode(): float(v) for k, v in stats.items()}
+        values.update({"jobs": jobs, "queue:inbox": inbox, "queue:claimed_batches": claimed})
+        values["queue:renders_due"] = renders
+        values.update({f"queue:{q}": d for q, d in zip(queues, depths)})
+        return values
 
     def pending_updates(self) -> int:
         """Accepted updates not yet applied: in the inbox, or claimed by a batch (counted as 1)."""
