@@ -137,7 +137,7 @@ class Service:
             self.kill(name, signal.SIGTERM)
 
     def get(self, endpoint: str, **params) -> requests.Response:
-        return requests.get(f"{self.url}/progress/{endpoint}", params=params, timeout=10)
+        return requests.get(f"{self.url}/progress/{endpoint}", params=params, timeout=30)
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
