@@ -34,6 +34,9 @@ class UpdateQueue:
         self._store = store
         self._settings = settings
         self._stamp = StampClock()
+        # Built ahead, since most accepts find a drain already queued. Two threads may both queue
+        # it before it is replaced: that only duplicates a drain, which is harmless.
+        self._drain = drain_task()
 
     def accept(self, reports: list[WorkerReport], all_or_nothing: bool = False) -> list[int]:
         """Per report ACCEPTED, UNKNOWN_JOB, TOO_MANY_WORKERS or WRONG_SECRET, in order, in one
@@ -48,9 +51,12 @@ class UpdateQueue:
             )
             for r in reports
         ]
-        return self._store.accept_updates(
-            updates, time.time(), self._settings.max_workers_per_job, drain_task(), all_or_nothing
+        statuses, queued = self._store.accept_updates(
+            updates, time.time(), self._settings.max_workers_per_job, self._drain, all_or_nothing
         )
+        if queued:
+            self._drain = drain_task()
+        return statuses
 
 
 def render_soon(tag: str) -> None:

@@ -61,14 +61,19 @@ end
 # message lost with a killed worker is replaced by the next accept (or by beat's sweep).
 _ENSURE_DRAIN = """
 local function ensure_drain(flag, queue, now, ttl_ms, message)
-  if redis.call('SET', flag, now, 'NX', 'PX', ttl_ms) then redis.call('LPUSH', queue, message) end
+  if redis.call('SET', flag, now, 'NX', 'PX', ttl_ms) then
+    redis.call('LPUSH', queue, message)
+    return 1
+  end
+  return 0
 end
 """
 
 # Accept updates: look up each one's job incarnation, append the accepted ones to the inbox and
 # make sure a drain task is queued, in one atomic step: what is acknowledged is in Redis with a
 # task on its way. Status per update: 1 accepted, 0 unknown job, 2 job has too many workers,
-# 3 wrong secret. With all_or_nothing set, one refused update refuses them all.
+# 3 wrong secret; then 1 if it used `message` to queue a drain. With all_or_nothing set, one
+# refused update refuses them all.
 _ACCEPT = (
     _ENSURE_DRAIN
     + _SECRET_MATCHES
@@ -101,11 +106,14 @@ for i = 6, #ARGV, 4 do
     refused = true
   end
 end
-if (refused and all_or_nothing) or #entries == 0 then return statuses end
+if (refused and all_or_nothing) or #entries == 0 then
+  statuses[#statuses + 1] = 0
+  return statuses
+end
 for i = 1, #entries, 1000 do
   redis.call('RPUSH', KEYS[1], unpack(entries, i, math.min(i + 999, #entries)))
 end
-ensure_drain(KEYS[2], KEYS[3], now, ttl_ms, message)
+statuses[#statuses + 1] = ensure_drain(KEYS[2], KEYS[3], now, ttl_ms, message)
 return statuses
 """
 )
@@ -432,13 +440,15 @@ class Store:
         max_workers: int,
         drain: DrainTask,
         all_or_nothing: bool = False,
-    ) -> list[int]:
-        """Append updates to the inbox, durably, and make sure a drain task is queued; per
-        update 1 accepted, 0 unknown job, 2 too many workers."""
+    ) -> tuple[list[int], bool]:
+        """Append updates to the inbox, durably, and make sure a drain task is queued. Returns
+        per update 1 accepted, 0 unknown job, 2 too many workers, 3 wrong secret; and whether
+        `drain.message` was queued (a message may be queued only once: make a new one)."""
         args: list = [repr(now), max_workers, drain.ttl_ms, drain.message, int(all_or_nothing)]
         for u in updates:
             args += [job_tag(u.jobid), u.workid, u.row, secret_digest(u.jobid, u.secret)]
-        return self._accept(keys=[INBOX, DRAIN_FLAG, drain.queue], args=args)
+        *statuses, queued = self._accept(keys=[INBOX, DRAIN_FLAG, drain.queue], args=args)
+        return statuses, bool(queued)
 
     def claim_inbox(self, batch_id: str, now: float, limit: int, drain: DrainTask) -> list[str]:
         """Move up to `limit` inbox entries into the batch record `batch_id` and return them."""
