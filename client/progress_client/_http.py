@@ -7,7 +7,7 @@ import random
 import re
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Mapping
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -46,7 +46,7 @@ class JobNotFound(RequestRejected):
     """The service does not know this job id (never created, or expired)."""
 
 
-def base_url_from(url: Optional[str]) -> str:
+def base_url_from(url: str | None) -> str:
     """The service base URL from `url` or $PROGRESS_URL, without a trailing slash."""
     url = (url if url is not None else os.environ.get(ENV_URL, "")).strip()
     if not url:
@@ -87,7 +87,7 @@ def describe_exception(exc: BaseException, timeout: float) -> str:
     return type(exc).__name__
 
 
-def error_detail(resp: requests.Response) -> Tuple[str, str]:
+def error_detail(resp: requests.Response) -> tuple[str, str]:
     """(title, description) from the service's JSON error body, or the HTTP reason."""
     try:
         body = resp.json()
@@ -107,7 +107,7 @@ def rejection_message(status: int, title: str, description: str) -> str:
     return f"{text}: {description}" if description else text
 
 
-def retry_after(resp: Optional[requests.Response]) -> Optional[float]:
+def retry_after(resp: requests.Response | None) -> float | None:
     """Seconds asked for by a Retry-After header (delta form only), capped at a minute."""
     if resp is None:
         return None
@@ -118,7 +118,7 @@ def retry_after(resp: Optional[requests.Response]) -> Optional[float]:
         return None
 
 
-def backoff(failures: int, hint: Optional[float] = None, cap: float = 30.0) -> float:
+def backoff(failures: int, hint: float | None = None, cap: float = 30.0) -> float:
     """Delay before the next attempt after `failures` failures in a row, with jitter."""
     if hint is not None:
         return hint
@@ -126,9 +126,7 @@ def backoff(failures: int, hint: Optional[float] = None, cap: float = 30.0) -> f
     return delay * random.uniform(0.8, 1.2)
 
 
-def send(
-    session: Any, url: str, params: Mapping[str, Any], timeout: float
-) -> requests.Response:
+def send(session: Any, url: str, params: Mapping[str, Any], timeout: float) -> requests.Response:
     """One request; a secret goes in a POST form body so it never lands in access logs."""
     if "secret" in params:
         return session.post(url, data=dict(params), timeout=timeout)
@@ -151,7 +149,7 @@ def request_json(
     timeout: float = 10.0,
     retries: int = 2,
     job_endpoint: bool = True,
-) -> Tuple[Dict[str, Any], requests.Response]:
+) -> tuple[dict[str, Any], requests.Response]:
     """Call one endpoint and return (JSON body, response); raise a ProgressError on failure.
 
     Connection errors, timeouts, 5xx and 429 are retried `retries` times with backoff.
@@ -175,7 +173,9 @@ def request_json(
                 title, description = error_detail(resp)
                 message = rejection_message(resp.status_code, title, description)
                 if kind == REJECT:
-                    cls = JobNotFound if job_endpoint and resp.status_code == 404 else RequestRejected
+                    cls = (
+                        JobNotFound if job_endpoint and resp.status_code == 404 else RequestRejected
+                    )
                     raise cls(message, resp.status_code, title, description)
                 error = ServiceUnavailable(f"{url}: {message}")
             failures += 1
@@ -184,7 +184,7 @@ def request_json(
             time.sleep(backoff(failures, retry_after(resp), cap=5.0))
 
 
-def _json_body(resp: requests.Response, url: str) -> Dict[str, Any]:
+def _json_body(resp: requests.Response, url: str) -> dict[str, Any]:
     try:
         body = resp.json()
     except ValueError:

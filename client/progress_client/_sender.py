@@ -13,9 +13,10 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
-from typing import Any, Dict, Hashable, Iterable, Optional
+from typing import Any, Hashable, Iterable
 
 import requests
 
@@ -28,6 +29,12 @@ DEFAULT_EXIT_FLUSH = 5.0
 LOG_EVERY = 60.0  # seconds between two log lines about the same problem
 
 _INF = float("inf")
+_PERMANENT = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.URLRequired,
+)
 
 
 class _Service:
@@ -55,7 +62,7 @@ class _Entry:
         self.service = service
         self.url = url
         self.label = label
-        self.pending: Optional[Dict[str, Any]] = None
+        self.pending: dict[str, Any] | None = None
         self.seq = 0
         self.min_interval = 1.0
         self.timeout = 5.0
@@ -75,8 +82,8 @@ class _RateLimitedLog:
     """At most one warning per problem per LOG_EVERY seconds, counting what it held back."""
 
     def __init__(self) -> None:
-        self._last: Dict[Hashable, float] = {}
-        self._held: Dict[Hashable, int] = {}
+        self._last: dict[Hashable, float] = {}
+        self._held: dict[Hashable, int] = {}
 
     def warning(self, problem: Hashable, message: str) -> None:
         now = time.monotonic()
@@ -99,13 +106,16 @@ class Sender:
     """A queue of the latest state per worker, drained by one daemon thread."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._entries: Dict[Hashable, _Entry] = {}
-        self._services: Dict[str, _Service] = {}
-        self._thread: Optional[threading.Thread] = None
+        # Re-entrant: a handle's weakref finalizer calls release() from whichever thread the
+        # garbage collector happens to run in, possibly one already holding this lock.
+        self._cond = threading.Condition(threading.RLock())
+        self._entries: dict[Hashable, _Entry] = {}
+        self._services: dict[str, _Service] = {}
+        self._thread: threading.Thread | None = None
         self._stopping = False
         self._next_wake = _INF  # when the idle thread will wake by itself
         self._attempts = 0
+        self._prune = False  # some released entries may be ready to be forgotten
         self._log = _RateLimitedLog()
 
     # -- called from worker threads: cheap, never blocking on the network ------------------
@@ -115,7 +125,7 @@ class Sender:
         key: Hashable,
         base_url: str,
         label: str,
-        params: Dict[str, Any],
+        params: dict[str, Any],
         *,
         min_interval: float,
         timeout: float,
@@ -146,14 +156,22 @@ class Sender:
         with self._cond:
             entry = self._entries.get(key)
             if entry is not None:
-                entry.closed = True
-                if entry.pending is None:
-                    del self._entries[key]
+                entry.closed = True  # no dict change here: a scan may be under way
+                self._prune = True
+                self._cond.notify_all()
 
-    def flush(self, timeout: float, keys: Optional[Iterable[Hashable]] = None) -> bool:
+    def flush(
+        self,
+        timeout: float,
+        keys: Iterable[Hashable] | None = None,
+        *,
+        unless_down: bool = False,
+    ) -> bool:
         """Send queued states now; wait until each is out, dropped, or has failed once more.
 
-        Returns True when none of them is left queued. Never waits longer than `timeout`."""
+        Returns True when none of them is left queued. Never waits longer than `timeout`.
+        With `unless_down`, states for a service that is failing already are sent when it
+        recovers, without waiting and without an extra attempt now."""
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
             wanted = set(keys) if keys is not None else None
@@ -162,19 +180,20 @@ class Sender:
                 for e in self._entries.values()
                 if e.pending is not None and (wanted is None or e.key in wanted)
             ]
+            for entry in targets:
+                entry.urgent = True
+            if unless_down:
+                targets = [e for e in targets if not e.service.failures]
             if not targets:
                 return True
             started = self._attempts
             for entry in targets:
-                entry.urgent = True
                 entry.service.retry_at = 0.0  # one more try now, even while backing off
             self._start()
             self._cond.notify_all()
             while True:
                 unsettled = [
-                    e
-                    for e in targets
-                    if e.pending is not None and e.service.failed_gen <= started
+                    e for e in targets if e.pending is not None and e.service.failed_gen <= started
                 ]
                 if not unsettled or self._thread is None:
                     break
@@ -216,12 +235,14 @@ class Sender:
                 log.exception("progress_client: unexpected error in the sender thread")
                 time.sleep(1.0)
 
-    def _next(self) -> Optional[tuple]:
+    def _next(self) -> tuple | None:
         """Block until some worker's state is due; claim it."""
         with self._cond:
             while not self._stopping:
+                if self._prune:
+                    self._forget_released()
                 now = time.monotonic()
-                best: Optional[_Entry] = None
+                best: _Entry | None = None
                 best_due = _INF
                 for entry in self._entries.values():
                     if entry.pending is not None:
@@ -238,7 +259,13 @@ class Sender:
             self._cond.notify_all()
             return None
 
-    def _deliver(self, session: Any, entry: _Entry, params: Dict[str, Any], seq: int) -> None:
+    def _forget_released(self) -> None:
+        self._prune = False
+        for key, entry in list(self._entries.items()):
+            if entry.closed and entry.pending is None:
+                del self._entries[key]
+
+    def _deliver(self, session: Any, entry: _Entry, params: dict[str, Any], seq: int) -> None:
         resp = None
         try:
             resp = _http.send(session, entry.url, params, entry.timeout)
@@ -248,15 +275,19 @@ class Sender:
             else:
                 title, description = _http.error_detail(resp)
                 problem = _http.rejection_message(resp.status_code, title, description)
+        except _PERMANENT as exc:  # sending the same thing again cannot work either
+            outcome, problem = _http.REJECT, f"cannot send: {type(exc).__name__}: {exc}"
         except requests.RequestException as exc:
             outcome, problem = _http.RETRY, _http.describe_exception(exc, entry.timeout)
+        except Exception as exc:  # not the network: a bug or a value requests cannot encode
+            outcome, problem = _http.REJECT, f"cannot send: {type(exc).__name__}: {exc}"
         finally:
             if resp is not None:
                 resp.close()
         self._settle(entry, seq, outcome, problem, _http.retry_after(resp))
 
     def _settle(
-        self, entry: _Entry, seq: int, outcome: str, problem: str, hint: Optional[float]
+        self, entry: _Entry, seq: int, outcome: str, problem: str, hint: float | None
     ) -> None:
         with self._cond:
             self._attempts += 1
@@ -289,7 +320,7 @@ class Sender:
             self._cond.notify_all()
 
 
-_sender: Optional[Sender] = None
+_sender: Sender | None = None
 _sender_lock = threading.Lock()
 
 
@@ -299,6 +330,7 @@ def get_sender() -> Sender:
     with _sender_lock:
         if _sender is None:
             _sender = Sender()
+            _flush_at_multiprocessing_exit()
         return _sender
 
 
@@ -334,13 +366,36 @@ def _exit_timeout() -> float:
         return DEFAULT_EXIT_FLUSH
 
 
+_exit_flushed_in = 0  # pid of the process whose exit flush has run
+
+
 def _flush_at_exit() -> None:
+    global _exit_flushed_in
+    if _exit_flushed_in == os.getpid():  # atexit and multiprocessing may both call this
+        return
+    _exit_flushed_in = os.getpid()
     try:
         if not flush(_exit_timeout()):
-            log.warning(
-                "progress_client: %d worker state(s) not delivered before exit", queued()
-            )
+            log.warning("progress_client: %d worker state(s) not delivered before exit", queued())
     except Exception:  # exiting anyway; never turn a clean exit into a traceback
+        pass
+
+
+_mp_finalizer_in = 0  # pid of the process that registered a multiprocessing finalizer
+
+
+def _flush_at_multiprocessing_exit() -> None:
+    """A multiprocessing child started by fork ends with os._exit(), skipping atexit; it does
+    run multiprocessing's own finalizers, registered per process (the registry is cleared in
+    each new child, whose first report creates its sender and so comes through here)."""
+    global _mp_finalizer_in
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None or _mp_finalizer_in == os.getpid():
+        return
+    try:
+        mp_util.Finalize(None, _flush_at_exit, exitpriority=10)
+        _mp_finalizer_in = os.getpid()
+    except Exception:
         pass
 
 

@@ -7,18 +7,25 @@ import functools
 import getpass
 import logging
 import os
+import re
 import secrets
 import socket
 import threading
+import time
 import weakref
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Type, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from . import _http, _sender
 
 log = logging.getLogger("progress_client")
 
 T = TypeVar("T")
+# The service refuses control characters and long texts with a 400, which would drop the whole
+# update; a worker's free-form desc must not cost it its progress.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+MAX_DESC = 1024
+CLOSE_WAIT = 2.0  # default bound, in seconds, on close() waiting for the last state
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -38,12 +45,12 @@ class Job:
 
     def __init__(
         self,
-        base_url: Optional[str],
+        base_url: str | None,
         jobid: Any,
         *,
-        secret: Optional[str] = None,
+        secret: str | None = None,
         timeout: float = 10.0,
-        info: Optional[Dict[str, Any]] = None,
+        info: dict[str, Any] | None = None,
     ):
         """Attach to an existing job. `base_url` None means $PROGRESS_URL.
 
@@ -53,22 +60,24 @@ class Job:
         self.jobid = str(jobid)
         self.secret = secret
         self.timeout = timeout
-        self.info: Dict[str, Any] = dict(info or {})
+        self.info: dict[str, Any] = dict(info or {})
 
     @classmethod
     def create(
         cls,
-        base_url: Optional[str] = None,
+        base_url: str | None = None,
         jobid: Any = None,
         desc: str = "",
-        maxage: Optional[float] = None,
-        secret: Optional[str] = None,
-        timeout: float = 10.0,
+        maxage: float | None = None,
+        secret: str | None = None,
+        timeout: float = 30.0,
     ) -> Job:
         """Create (or overwrite) a job on the service and return it.
 
-        `jobid` None makes a unique one. Raises ProgressError if the service cannot be reached
-        or refuses: this runs in the launcher, which should know before starting workers."""
+        `jobid` None makes a unique one. The service may take a few seconds to answer (it draws
+        the first chart), hence the long `timeout`. Raises ProgressError if the service cannot
+        be reached or refuses: this runs in the launcher, which should know before starting
+        workers."""
         base = _http.base_url_from(base_url)
         jobid = new_jobid() if jobid is None else str(jobid)
         body, _ = _http.request_json(
@@ -88,7 +97,7 @@ class Job:
             raise ValueError(f"${_http.ENV_JOBID} is not set")
         return cls(None, jobid, secret=os.environ.get(_http.ENV_SECRET), timeout=timeout)
 
-    def env(self) -> Dict[str, str]:
+    def env(self) -> dict[str, str]:
         """Environment variables that let a child process call `Job.from_env()`."""
         env = {_http.ENV_URL: self.base_url, _http.ENV_JOBID: self.jobid}
         if self.secret is not None:
@@ -109,11 +118,11 @@ class Job:
     def status_url(self) -> str:
         return self.info.get("status") or _http.page_url(self.base_url, "status", jobid=self.jobid)
 
-    def show_link(self, interval: Optional[float] = None) -> str:
+    def show_link(self, interval: float | None = None) -> str:
         """The progress page URL, refreshing every `interval` seconds."""
         return _http.page_url(self.base_url, "show", jobid=self.jobid, interval=_number(interval))
 
-    def status(self) -> Dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         """The job's current status as the service reports it (GET /progress/status).
 
         Raises JobNotFound, ServiceUnavailable or RequestRejected."""
@@ -128,7 +137,7 @@ class Job:
         total: float,
         *,
         current: float = 0,
-        desc: Optional[str] = None,
+        desc: str | None = None,
         min_interval: float = 1.0,
         timeout: float = 5.0,
     ) -> Worker:
@@ -142,15 +151,22 @@ class Job:
         return f"Job({self.base_url!r}, {self.jobid!r})"
 
 
+_warned: dict[str, float] = {}
+
+
 def _never_raise(method: F) -> F:
-    """Reporting is best effort: a bug or bad value here must not take the worker down."""
+    """Reporting is best effort: a bug or bad value here must not take the worker down, nor
+    flood its log when it happens in a tight loop (one line per method per minute)."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
         except Exception as exc:
-            log.warning("progress_client: %s() ignored an error: %r", method.__name__, exc)
+            now = time.monotonic()
+            if now - _warned.get(method.__name__, -_sender.LOG_EVERY) >= _sender.LOG_EVERY:
+                _warned[method.__name__] = now
+                log.warning("progress_client: %s() ignored an error: %r", method.__name__, exc)
             return None
 
     return wrapper  # type: ignore[return-value]
@@ -170,7 +186,7 @@ class Worker:
         total: float,
         *,
         current: float = 0,
-        desc: Optional[str] = None,
+        desc: str | None = None,
         min_interval: float = 1.0,
         timeout: float = 5.0,
     ):
@@ -199,7 +215,7 @@ class Worker:
         return self._total
 
     @property
-    def desc(self) -> Optional[str]:
+    def desc(self) -> str | None:
         return self._desc
 
     @property
@@ -209,10 +225,10 @@ class Worker:
     @_never_raise
     def update(
         self,
-        current: Optional[float] = None,
-        desc: Optional[str] = None,
-        ok: Optional[bool] = None,
-        total: Optional[float] = None,
+        current: float | None = None,
+        desc: str | None = None,
+        ok: bool | None = None,
+        total: float | None = None,
     ) -> None:
         """Change any of the remembered fields (None keeps a field) and queue the new state."""
         with self._lock:
@@ -234,7 +250,7 @@ class Worker:
         self._report()
 
     @_never_raise
-    def done(self, desc: Optional[str] = None) -> None:
+    def done(self, desc: str | None = None) -> None:
         """Report that all the work is done (current = total)."""
         with self._lock:
             self._current = self._total
@@ -243,7 +259,7 @@ class Worker:
         self._report()
 
     @_never_raise
-    def fail(self, desc: Optional[str] = None) -> None:
+    def fail(self, desc: str | None = None) -> None:
         """Report a problem: the bar turns red (ok=0)."""
         with self._lock:
             self._ok = False
@@ -251,7 +267,7 @@ class Worker:
                 self._desc = desc
         self._report()
 
-    def track(self, iterable: Iterable[T], total: Optional[float] = None) -> Iterator[T]:
+    def track(self, iterable: Iterable[T], total: float | None = None) -> Iterator[T]:
         """Yield the items of `iterable`, advancing by one per item (like tqdm).
 
         The handle's total becomes the current count plus `total`, or plus len(iterable) when
@@ -268,13 +284,16 @@ class Worker:
             self.advance()
 
     @_never_raise
-    def close(self, timeout: Optional[float] = None) -> None:
-        """Send the last state without waiting for `min_interval`.
+    def close(self, timeout: float = CLOSE_WAIT) -> None:
+        """Send the last state now, without waiting for `min_interval`.
 
-        With a `timeout`, wait up to that long for it to be delivered."""
+        Waits up to `timeout` seconds for it to be delivered, since the process may be about to
+        end in a way that skips the exit flush (multiprocessing children, os._exit), but does
+        not wait at all while the service is known to be failing: then the state is sent when
+        the service recovers, or by the flush at exit."""
         self._report(urgent=True, close=True)
-        if timeout is not None:
-            _sender.get_sender().flush(timeout, [self._key])
+        if timeout > 0:
+            _sender.get_sender().flush(timeout, [self._key], unless_down=True)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Deliver this worker's queued state now; True if nothing is left queued."""
@@ -289,9 +308,9 @@ class Worker:
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> bool:
         if exc_type is None or _clean_exit(exc):
             if self._ok:
@@ -306,7 +325,7 @@ class Worker:
 
     def _report(self, urgent: bool = False, close: bool = False) -> None:
         with self._lock:
-            params: Dict[str, Any] = {
+            params: dict[str, Any] = {
                 "jobid": self.job.jobid,
                 "workid": self.workid,
                 "current": _number(self._current),
@@ -314,7 +333,7 @@ class Worker:
                 "ok": "1" if self._ok else "0",
             }
             if self._desc is not None:
-                params["desc"] = str(self._desc)
+                params["desc"] = _CONTROL.sub(" ", str(self._desc))[:MAX_DESC]
             if self.job.secret is not None:
                 params["secret"] = self.job.secret
         _sender.get_sender().submit(
@@ -336,7 +355,7 @@ def _release(key: Any) -> None:
         pass
 
 
-def _clean_exit(exc: Optional[BaseException]) -> bool:
+def _clean_exit(exc: BaseException | None) -> bool:
     """sys.exit(0) inside the block is a normal end, not a failure."""
     return isinstance(exc, SystemExit) and exc.code in (0, None)
 
@@ -348,7 +367,7 @@ def _safe_add(a: Any, b: Any) -> Any:
         return b
 
 
-def _number(value: Any) -> Optional[str]:
+def _number(value: Any) -> str | None:
     """Numbers as the service parses them: '5' for 5 and 5.0, repr for other floats."""
     if value is None:
         return None
