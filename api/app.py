@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     store = store or Store(connect(settings))
     updates = UpdateQueue(store, settings)
 
-    request_log = operations.RequestLog()
+    request_log = operations.RequestLog(store)
     app = falcon.App(cors_enable=True, middleware=[request_log])
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = False
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         "/progress/": resources.Jobs(store, settings, as_page=True),
         "/openapi.json": resources.OpenAPI(settings),
         "/healthz": operations.Health(store, settings),
-        "/metrics": operations.Metrics(store, request_log),
+        "/metrics": operations.Metrics(store),
     }
     for path, resource in routes.items():
         app.add_route(path, resource)

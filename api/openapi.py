@@ -11,6 +11,10 @@ from tasks.settings import Settings
 ID_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
 TEXT_PATTERN = r"^[^\u0000-\u0008\u000b-\u001f\u007f]*$"
 
+NOTIFY_MAX_LENGTH = 2048  # api.params.notify_url
+BLANK = {"type": "string", "pattern": r"^\s*$"}
+SCALAR = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
+
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 HTML = "text/html"
@@ -24,6 +28,7 @@ _READING = (
 
 
 def openapi_spec(settings: Settings) -> dict:
+    """The OpenAPI document of a server running with these settings."""
     fields = _fields(settings)
     return {
         "openapi": "3.0.3",
@@ -40,7 +45,7 @@ def openapi_spec(settings: Settings) -> dict:
                 summary="Create a job, or re-create it (dropping its workers)",
                 description="A job id that exists is re-created: its workers' progress is "
                 "discarded. A job created with a secret can be re-created only with it.",
-                params=["jobid", "desc", "maxage", "secret"],
+                params=["jobid", "desc", "maxage", "secret", "notify"],
                 required=["jobid"],
                 ok={"200": _json("The job as created, with its URLs", "Created")},
                 errors=["400", "403", "413", "503"],
@@ -119,6 +124,42 @@ def openapi_spec(settings: Settings) -> dict:
                 errors=["400", "404", "413", "503"],
                 operation="overview",
             ),
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Whether Redis answers and ingest and render workers are consuming",
+                    "responses": {
+                        "200": _json("All is well", "Health"),
+                        "503": {
+                            "description": "Something is wrong: the reasons say what; or Redis "
+                            "is unreachable",
+                            "content": {
+                                JSON: {
+                                    "schema": {
+                                        "anyOf": [
+                                            {"$ref": "#/components/schemas/Health"},
+                                            {"$ref": "#/components/schemas/Error"},
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Counters, gauges and histograms in Prometheus' text format",
+                    "responses": {
+                        "200": {
+                            "description": "The metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "503": {"$ref": "#/components/responses/503"},
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -164,9 +205,11 @@ def _fields(settings: Settings) -> dict[str, dict]:
             "the same secret. Without it, anyone who knows the job id may.",
             "schema": _string(s.max_id_length, TEXT_PATTERN),
         },
+        "notify": _notify(s),
         "maxage": {
+            "empty_is_default": True,
             "description": "Seconds after creation when the job may be deleted (the fraction "
-            "is dropped).",
+            "is dropped). Empty means the default, as for every optional number.",
             "schema": {
                 "type": "number",
                 "minimum": 1,
@@ -183,6 +226,7 @@ def _fields(settings: Settings) -> dict[str, dict]:
             "schema": {**number, "exclusiveMinimum": True},
         },
         "ok": {
+            "empty_is_default": True,
             "description": "false, no or 0 marks the worker failed (drawn red); any other "
             "number, true or yes, or leaving it out, means it is fine.",
             "schema": {
@@ -195,17 +239,44 @@ def _fields(settings: Settings) -> dict[str, dict]:
             },
         },
         "interval": {
+            "empty_is_default": True,
             "description": "Seconds between the page's refreshes.",
             "schema": {"type": "number", "minimum": 1, "maximum": 86400, "default": 30},
         },
         "limit": {
+            "empty_is_default": True,
             "description": "Jobs on one page (the fraction is dropped).",
             "schema": {"type": "number", "minimum": 1, "maximum": 200, "default": 20},
         },
         "offset": {
+            "empty_is_default": True,
             "description": "Jobs to skip, newest first (the fraction is dropped).",
             "schema": {"type": "number", "minimum": 0, "maximum": 1e9, "default": 0},
         },
+    }
+
+
+def _notify(settings: Settings) -> dict:
+    """create's completion hook: allowed only to hosts the operator listed."""
+    hosts = sorted(settings.notify_allowed)
+    if not hosts:
+        return {
+            "description": "A URL to call when the job finishes: this server sends no "
+            "notifications (PROGRESS_NOTIFY_HOSTS is empty), so it must be left out or empty.",
+            "schema": {"type": "string", "maxLength": 0},
+        }
+    # A host alone allows any port (and user info); host:port allows just that address.
+    any_port = "|".join(h.replace(".", r"\.") for h in hosts if ":" not in h) or "(?!)"
+    exact = "|".join(h.replace(".", r"\.") for h in hosts if ":" in h) or "(?!)"
+    pattern = (  # or empty: no notification
+        rf"^(?:https?://(?:(?:[^@/?#\u0000-\u0020\u007f]*@)?(?:{any_port})(?::[0-9]+)?|"
+        rf"(?:{exact}))(?:[/?#][^\u0000-\u001f\u007f]*)?)?$"
+    )
+    return {
+        "description": "A URL the server POSTs a JSON document to, once, when every worker "
+        "that has reported is done or one has failed: http or https, on one of the hosts this "
+        f"server may notify: {', '.join(hosts)}.",
+        "schema": {"type": "string", "maxLength": NOTIFY_MAX_LENGTH, "pattern": pattern},
     }
 
 
@@ -238,13 +309,16 @@ def _endpoint(
             "required": name in required,
             "description": fields[name]["description"],
             "schema": fields[name]["schema"],
+            **({"allowEmptyValue": True} if fields[name].get("empty_is_default") else {}),
         }
         for name in params
     ]
     form = {
         "type": "object",
-        "properties": {name: fields[name]["schema"] for name in params},
-        "additionalProperties": False,
+        "properties": {name: _form_field(fields[name]) for name in params},
+        # Other parameters are ignored, but count towards the limit, and none may repeat.
+        "additionalProperties": SCALAR,
+        "maxProperties": MAX_FIELDS,
     }
     if required:
         form["required"] = required
@@ -265,7 +339,7 @@ def _endpoint(
             **common,
             "parameters": list(headers),
             "requestBody": {
-                "required": True,
+                "required": bool(required),  # without a body: no parameters
                 "description": "The parameters as a form"
                 + (", or a JSON array of update objects" if json_body else "")
                 + ".",
@@ -273,6 +347,14 @@ def _endpoint(
             },
         },
     }
+
+
+def _form_field(field: dict) -> dict:
+    """A parameter's schema in a form, where an empty value (or only blanks) of an optional
+    number means its default, as in a query (allowEmptyValue)."""
+    if not field.get("empty_is_default"):
+        return field["schema"]
+    return {"anyOf": [field["schema"], BLANK]}
 
 
 def _batch_body(settings: Settings) -> dict:
@@ -287,13 +369,16 @@ def _batch_body(settings: Settings) -> dict:
     return {
         "schema": {
             "type": "array",
+            "description": "Update objects with the parameters of a query as fields. Their "
+            "values are read as a query's: numbers may also be given as strings.",
             "minItems": 1,
             "maxItems": MAX_BATCH,
             "items": {
                 "type": "object",
                 "properties": properties,
                 "required": ["jobid", "workid", "current", "total"],
-                "additionalProperties": False,
+                # Other fields are ignored, but must be strings, numbers or booleans too.
+                "additionalProperties": SCALAR,
             },
         }
     }
@@ -451,6 +536,23 @@ def _schemas() -> dict:
                 "offset": count,
             },
             "required": ["jobs", "total", "limit", "offset"],
+        },
+        "Health": {
+            "type": "object",
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "reasons": {"type": "array", "items": string},
+                "redis": {"type": "string", "enum": ["ok"]},
+                "seconds_since_seen": {
+                    "type": "object",
+                    "description": "Since a worker of each kind last consumed a task",
+                    "properties": {
+                        role: {**number, "nullable": True} for role in ("ingest", "render")
+                    },
+                },
+                "pending_updates": count,
+            },
+            "required": ["status", "reasons", "redis", "seconds_since_seen", "pending_updates"],
         },
         "JobRow": {
             "type": "object",

@@ -80,7 +80,7 @@ _SHOW_CSS = """
 .bar { height: 10px; background: var(--soft); border-radius: 5px; overflow: hidden;
   margin: 10px 0 4px; }
 .bar i { display: block; height: 100%; width: 0; background: var(--running);
-  transition: width .4s; }
+  transition: width .25s; }
 .sub { margin: 0 0 10px; color: var(--muted); font-size: .85rem; }
 .counts { list-style: none; margin: 0 0 12px; padding: 0; display: grid; gap: 6px;
   grid-template-columns: repeat(2, minmax(0, 1fr)); }
@@ -121,6 +121,7 @@ _SHOW_CSS = """
   color: var(--link); background: var(--card); border: 1px solid var(--line); border-radius: 6px;
   padding: 3px 9px; cursor: pointer; opacity: .92; }
 #zoom[hidden] { display: none; }
+@media (max-width: 600px) { #zoom { top: 6px; right: 6px; font-size: .72rem; padding: 2px 7px; } }
 .chart-box { position: relative; padding: 1px; overflow: hidden; }
 .chart-box img { display: block; width: 100%; height: auto; max-width: 1000px;
   border-radius: 9px; }
@@ -247,7 +248,7 @@ function renderDoc(doc) {
   setText("title", name);
   setText("percent", n ? fmtPct(doc.percent) : "\u2013");
   $("bar").style.width = Math.min(100, Math.max(0, doc.percent)) + "%";
-  $("bar-wrap").setAttribute("aria-valuenow", String(doc.percent));
+  $("bar-wrap").setAttribute("aria-valuenow", fmtPct(doc.percent));
   setText("workers-total", n ? plural(n, "worker", "workers") : "no workers yet");
   for (const state of ["running", "done", "failed", "stale"]) {
     setText("count-" + state, fmtInt(c[state]));
@@ -302,7 +303,7 @@ function renderClock() {
   setText("eta-note", note);
   const since = Date.now() / 1000 - S.fetchedAt;
   const ago = since < 3 ? "just now" : fmtDur(since) + " ago";
-  setText("checked", S.gone ? "job gone" : "checked " + ago);
+  setText("checked", S.gone ? "job gone" : "last read " + ago);
 }
 
 const PROBLEM_ROWS = 100;
@@ -359,11 +360,24 @@ function setIcon(doc) {
 }
 
 // ---------------------------------------------------------------- fetching
+async function get(url, headers) {
+  try {
+    return await fetch(url, {headers, cache: "no-store"});
+  } catch (err) {  // no answer at all: the server is down or restarting, or the network is
+    throw new Error("the progress service cannot be reached");
+  }
+}
+
 async function refreshStatus() {
-  const resp = await fetch(cfg.status, {cache: "no-store"});
+  const resp = await get(cfg.status, {});
   if (resp.status === 404) { showGone(); return false; }
-  if (!resp.ok) throw new Error("the server answered " + resp.status);
-  const doc = await resp.json();
+  if (!resp.ok) throw new Error("the status request was answered " + resp.status);
+  let doc;
+  try {
+    doc = JSON.parse(await resp.text());
+  } catch (err) {
+    throw new Error("the status could not be read (" + err.message + ")");
+  }
   const local = Date.now() / 1000;
   let now = typeof doc.now === "number" ? doc.now : NaN;
   if (isNaN(now)) now = Date.parse(resp.headers.get("Date") || "") / 1000 + 0.5;  // 1 s resolution
@@ -410,11 +424,11 @@ function catchUp() {
 
 async function refreshChart() {
   const headers = S.etag ? {"If-None-Match": S.etag} : {};
-  const resp = await fetch(cfg.render, {headers, cache: "no-store"});
+  const resp = await get(cfg.render, headers);
   if (resp.status === 304) return;
   if (resp.status === 404) { showGone(); return; }
   if (resp.status === 503) { S.retrySoon = true; return; }  // the first chart is being drawn
-  if (!resp.ok) throw new Error("the chart could not be loaded (" + resp.status + ")");
+  if (!resp.ok) throw new Error("the chart request was answered " + resp.status);
   const tag = resp.headers.get("ETag");
   const url = URL.createObjectURL(await resp.blob());
   // Swap only once the new picture is decoded: the old one stays until then, no flicker.
@@ -439,8 +453,11 @@ async function refreshChart() {
 
 async function tick() {
   clearTimeout(S.timer);
+  if (S.busy) {  // a catch-up chart check is under way: come back when it is done
+    S.timer = setTimeout(tick, 250);
+    return;
+  }
   S.timer = null;
-  if (S.busy) return;
   S.busy = true;
   S.retrySoon = false;
   try {
@@ -450,7 +467,7 @@ async function tick() {
     S.chartStale = alive && document.hidden;
     setText("conn", "");
   } catch (err) {
-    setText("conn", "Cannot reach the progress service (" + err.message + "); retrying every " +
+    setText("conn", "Not up to date: " + err.message + "; retrying every " +
             fmtDur(cfg.interval) + ".");
   } finally {
     S.busy = false;
@@ -578,6 +595,7 @@ def show_page(jobid: str, interval: float, urls: dict[str, str], *, overview: bo
 # --------------------------------------------------------------------------- overview
 
 _OVERVIEW_CSS = """
+.wrap { max-width: 1120px; }
 .intro { margin: 0 0 12px; color: var(--muted); }
 table.jobs { width: 100%; border-collapse: collapse; }
 .jobs th, .jobs td { padding: 8px 10px; border-bottom: 1px solid var(--line); text-align: left;
@@ -605,7 +623,8 @@ table.jobs { width: 100%; border-collapse: collapse; }
   .jobs tr { border-bottom: 1px solid var(--line); padding: 8px 12px; }
   .jobs tbody tr:last-child { border-bottom: 0; }
   .jobs td { border: 0; padding: 2px 0; }
-  .jobs td.n { text-align: left; display: inline-block; margin-right: 14px; }
+  .jobs td.n { text-align: left; display: inline-block; margin-right: 12px; }
+  .jobs .mini { display: none; }
   .jobs td.n::after, .jobs td.created::before { content: " " attr(data-label);
     color: var(--muted); font-weight: 400; font-size: .8rem; }
   .jobs td.created::before { content: attr(data-label) " "; }

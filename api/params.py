@@ -55,6 +55,10 @@ def read_json_updates(req: falcon.Request, settings: Settings) -> list[dict[str,
         raise falcon.HTTPBadRequest(
             title="Invalid JSON", description=f"the body is not valid JSON: {exc}"
         ) from exc
+    except RecursionError as exc:  # e.g. 100,000 '[': the parser recurses once per level
+        raise falcon.HTTPBadRequest(
+            title="Invalid JSON", description="the body nests arrays or objects too deeply"
+        ) from exc
     if not isinstance(items, list) or not items:
         raise falcon.HTTPBadRequest(
             title="Invalid JSON", description="the body must be a non-empty array of updates"

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import falcon
 
 from api import pages
+from api.chart_cache import ChartCache
 from api.openapi import openapi_spec
 from api.params import (
     flag,
@@ -188,24 +189,24 @@ class Status(Resource):
 
 
 class Render(Resource):
+    def __init__(self, store: Store, settings: Settings) -> None:
+        super().__init__(store, settings)
+        self.charts = ChartCache(store, ttl=settings.render_interval / 4)
+
     def handle(self, req, resp, params):
         jobid = self.jobid(params)
-        cached = self.store.chart(jobid, with_png=False)
-        if cached is None:
+        chart = self.charts.get(jobid)
+        if chart is None:
             if not self.store.job_exists(jobid):
                 raise JobNotFound(jobid)
             raise falcon.HTTPServiceUnavailable(
                 description="the first chart of this job is being drawn", retry_after=1
             )
         resp.cache_control = ["no-cache"]
-        if req.if_none_match and any(tag == cached.etag for tag in req.if_none_match):
-            resp.etag = cached.etag
+        resp.etag = chart.etag
+        if req.if_none_match and any(tag == chart.etag for tag in req.if_none_match):
             resp.status = falcon.HTTP_304
             return
-        chart = self.store.chart(jobid, with_png=True)
-        if chart is None or chart.png is None:
-            raise JobNotFound(jobid)
-        resp.etag = chart.etag
         resp.content_type = "image/png"
         resp.data = chart.png
 

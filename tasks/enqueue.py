@@ -34,8 +34,6 @@ class UpdateQueue:
         self._store = store
         self._settings = settings
         self._stamp = StampClock()
-        # Built ahead, since most accepts find a drain already queued. Two threads may both queue
-        # it before it is replaced: that only duplicates a drain, which is harmless.
         self._drain = drain_task()
 
     def accept(self, reports: list[WorkerReport], all_or_nothing: bool = False) -> list[int]:
@@ -51,12 +49,9 @@ class UpdateQueue:
             )
             for r in reports
         ]
-        statuses, queued = self._store.accept_updates(
+        return self._store.accept_updates(
             updates, time.time(), self._settings.max_workers_per_job, self._drain, all_or_nothing
         )
-        if queued:
-            self._drain = drain_task()
-        return statuses
 
 
 def render_soon(tag: str) -> None:

@@ -22,11 +22,10 @@ BATCH_LIMIT = 5000
 
 
 def drain_task() -> DrainTask:
-    settings = runtime.settings()
     return DrainTask(
         queue=INGEST_QUEUE,
-        message=task_message(DRAIN, (), INGEST_QUEUE),
-        ttl_ms=int(settings.redeliver_after * 1000),
+        message=lambda: task_message(DRAIN, (), INGEST_QUEUE),
+        ttl_ms=int(runtime.settings().redeliver_after * 1000),
     )
 
 

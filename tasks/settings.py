@@ -20,7 +20,8 @@ class Settings:
     redis_url: str = ""
     host: str = "0.0.0.0"  # the web process listens on this address and `port`
     port: int = 8000
-    web_threads: int = 48
+    web_processes: int = 2  # waitress processes sharing the port (each bound to one core)
+    web_threads: int = 48  # threads per web process
     public_url: str = ""  # base for the URLs create returns; default: the request's own host
     render_interval: float = 1.0  # a job is re-rendered at most this often
     expire_every: float = 60.0  # how often beat deletes jobs older than their maxage

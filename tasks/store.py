@@ -27,6 +27,7 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis import Redis
@@ -57,32 +58,33 @@ local function secret_matches(stored, presented)
 end
 """
 
-# Queue a drain task unless one is already queued or running. The flag expires, so a drain
-# message lost with a killed worker is replaced by the next accept (or by beat's sweep).
+# Queue a drain task unless one is already queued or running; returns 1 if one is due now. With
+# an empty message the caller must push it (store.push_drain): the web process then builds and
+# sends a message only when one is needed. The flag expires, so a drain message lost with a
+# killed process is replaced by the next accept (or by beat's sweep).
 _ENSURE_DRAIN = """
 local function ensure_drain(flag, queue, now, ttl_ms, message)
-  if redis.call('SET', flag, now, 'NX', 'PX', ttl_ms) then
-    redis.call('LPUSH', queue, message)
-    return 1
-  end
-  return 0
+  if not redis.call('SET', flag, now, 'NX', 'PX', ttl_ms) then return 0 end
+  if message == '' then return 1 end  -- the caller pushes one
+  redis.call('LPUSH', queue, message)
+  return 1
 end
 """
 
 # Accept updates: look up each one's job incarnation, append the accepted ones to the inbox and
 # make sure a drain task is queued, in one atomic step: what is acknowledged is in Redis with a
 # task on its way. Status per update: 1 accepted, 0 unknown job, 2 job has too many workers,
-# 3 wrong secret; then 1 if it used `message` to queue a drain. With all_or_nothing set, one
-# refused update refuses them all.
+# 3 wrong secret; then 1 if a drain must be queued now. With all_or_nothing set, one refused
+# update refuses them all.
 _ACCEPT = (
     _ENSURE_DRAIN
     + _SECRET_MATCHES
     + """
-local now, max_workers, ttl_ms, message = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local all_or_nothing = ARGV[5] == '1'
+local now, max_workers, ttl_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local all_or_nothing = ARGV[4] == '1'
 local statuses, entries, jobs = {}, {}, {}
 local refused = false
-for i = 6, #ARGV, 4 do
+for i = 5, #ARGV, 4 do
   local tag, workid, row, secret = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local workers = 'progress:{' .. tag .. '}:workers'
   local job = jobs[tag]
@@ -113,7 +115,7 @@ end
 for i = 1, #entries, 1000 do
   redis.call('RPUSH', KEYS[1], unpack(entries, i, math.min(i + 999, #entries)))
 end
-statuses[#statuses + 1] = ensure_drain(KEYS[2], KEYS[3], now, ttl_ms, message)
+statuses[#statuses + 1] = ensure_drain(KEYS[2], KEYS[3], now, ttl_ms, '')
 return statuses
 """
 )
@@ -333,11 +335,11 @@ class AppliedBatch:
 
 @dataclass(frozen=True)
 class DrainTask:
-    """The broker message that starts a drain, the broker list it goes to, and how long a
-    queued drain is trusted before another may be queued."""
+    """How to make the broker message that starts a drain, the broker list it goes to, and how
+    long a queued drain is trusted before another may be queued."""
 
     queue: str
-    message: bytes
+    message: Callable[[], bytes]
     ttl_ms: int
 
 
@@ -440,21 +442,22 @@ class Store:
         max_workers: int,
         drain: DrainTask,
         all_or_nothing: bool = False,
-    ) -> tuple[list[int], bool]:
+    ) -> list[int]:
         """Append updates to the inbox, durably, and make sure a drain task is queued. Returns
-        per update 1 accepted, 0 unknown job, 2 too many workers, 3 wrong secret; and whether
-        `drain.message` was queued (a message may be queued only once: make a new one)."""
-        args: list = [repr(now), max_workers, drain.ttl_ms, drain.message, int(all_or_nothing)]
+        per update 1 accepted, 0 unknown job, 2 too many workers, 3 wrong secret."""
+        args: list = [repr(now), max_workers, drain.ttl_ms, int(all_or_nothing)]
         for u in updates:
             args += [job_tag(u.jobid), u.workid, u.row, secret_digest(u.jobid, u.secret)]
-        *statuses, queued = self._accept(keys=[INBOX, DRAIN_FLAG, drain.queue], args=args)
-        return statuses, bool(queued)
+        *statuses, drain_due = self._accept(keys=[INBOX, DRAIN_FLAG, drain.queue], args=args)
+        if drain_due:
+            self.redis.lpush(drain.queue, drain.message())
+        return statuses
 
     def claim_inbox(self, batch_id: str, now: float, limit: int, drain: DrainTask) -> list[str]:
         """Move up to `limit` inbox entries into the batch record `batch_id` and return them."""
         entries = self._claim(
             keys=[INBOX, DRAIN_FLAG, BATCHES, BATCHES_DUE, drain.queue],
-            args=[batch_id, repr(now), limit, drain.ttl_ms, drain.message],
+            args=[batch_id, repr(now), limit, drain.ttl_ms, drain.message()],
         )
         return [e.decode() for e in entries]
 
@@ -462,7 +465,8 @@ class Store:
         """Queue a drain if the inbox holds entries and none is queued (beat's sweep)."""
         return bool(
             self._kick(
-                keys=[INBOX, DRAIN_FLAG, drain.queue], args=[repr(now), drain.ttl_ms, drain.message]
+                keys=[INBOX, DRAIN_FLAG, drain.queue],
+                args=[repr(now), drain.ttl_ms, drain.message()],
             )
         )
 
@@ -577,6 +581,12 @@ class Store:
             pipe.hincrby(STATS, f"{name}:le:{bucket}", 1)
             pipe.hincrby(STATS, f"{name}:count", 1)
             pipe.hincrbyfloat(STATS, f"{name}:sum", seconds)
+            pipe.execute()
+
+    def add_counts(self, counts: dict[str, int]) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name, n in counts.items():
+                pipe.hincrby(STATS, name, n)
             pipe.execute()
 
     def heartbeat(self, role: str, now: float) -> None:

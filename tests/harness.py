@@ -40,16 +40,19 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
 class RedisServer:
     """A private redis-server with its data in `data_dir`, append-only file on."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, unix_socket: bool = False) -> None:
+        """With unix_socket, clients are given the socket's URL (as `make run`'s embedded Redis
+        does); the TCP port stays open too."""
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.socket = data_dir / "redis.sock" if unix_socket else None
+        self.url = f"unix://{self.socket}" if self.socket else f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            server_args(self.data_dir, None, self.port),
+            server_args(self.data_dir, self.socket, self.port),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

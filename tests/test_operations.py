@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 
 import pytest
 import requests
@@ -48,15 +49,25 @@ def test_metrics_count_updates_and_expose_queues(live_service, jobid):
             line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
         )
 
-    before = metrics()
+    accepted = "progress_updates_accepted_total"
+    invalid = 'progress_updates_rejected_total{reason="invalid"}'
+
+    def settled():  # counts reach Redis within a second: wait until they stop moving
+        first = metrics()
+        time.sleep(1)
+        return first if first[accepted] == metrics()[accepted] else None
+
+    before = wait_until(settled, 20, what="counts to settle")
     live_service.get("update", jobid=jobid, workid="w0", current=2, total=2)
     live_service.get("update", jobid=jobid, workid="w0", current="x", total=2)
-    after = metrics()
-    assert (
-        float(after["progress_updates_accepted_total"])
-        == float(before["progress_updates_accepted_total"]) + 1
+    after = wait_until(
+        lambda: (
+            (m := metrics())[accepted] != before[accepted] and m[invalid] != before[invalid] and m
+        ),
+        10,
+        what="the two updates to be counted",
     )
-    invalid = 'progress_updates_rejected_total{reason="invalid"}'
+    assert float(after[accepted]) == float(before[accepted]) + 1
     assert float(after[invalid]) == float(before[invalid]) + 1
     assert float(after['progress_updates_rejected_total{reason="unknown_job"}']) >= 1
     for queue in ("ingest", "render", "inbox"):
@@ -71,9 +82,13 @@ def test_request_log_is_one_structured_line_without_secrets(live_service, jobid)
     live_service.get(
         "update", jobid=jobid, workid="w", current=1, total=2, secret="hunter2-very-secret"
     )
-    log = live_service.log("web")
-    lines = [line for line in log.splitlines() if "event=request" in line and jobid in line]
-    assert len(lines) >= 2
+
+    def logged():
+        log = live_service.log("web")
+        lines = [line for line in log.splitlines() if "event=request" in line and jobid in line]
+        return (log, lines) if len(lines) >= 2 else None
+
+    log, lines = wait_until(logged, 10, what="the request lines")
     assert any('path="/progress/update" status=202' in line for line in lines)
     assert "hunter2" not in log
     task_lines = [line for line in live_service.log("ingest").splitlines() if "event=task" in line]
