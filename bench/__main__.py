@@ -355,7 +355,7 @@ def main() -> None:
         del os.environ[key]
     with tempfile.TemporaryDirectory(prefix="progress-bench-") as tmp:
         workdir = Path(tmp)
-        redis = RedisServer(workdir / "redis").start()
+        redis = RedisServer(workdir / "redis", unix_socket=True).start()  # as `make run` has it
         try:
             store = Store(redis.client())
             report.header = machine(store.redis.info("server")["redis_version"])
