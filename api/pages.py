@@ -63,16 +63,23 @@ _SHOW_CSS = """
 }
 .notice[hidden] { display: none; }
 .layout { display: grid; gap: 16px; grid-template-columns: minmax(0, 1fr); margin-top: 14px; }
+/* A phone shows the summary, then the chart, then the details; a wide screen shows the
+   chart with summary and details beside it, kept in view while the chart scrolls. */
+@media (max-width: 959px) {
+  .side { display: contents; }
+  #panel { order: 1; } .chart-col { order: 2; } #details { order: 3; }
+}
 @media (min-width: 960px) {
   .layout {
     grid-template-columns: minmax(0, 1002px) minmax(280px, 340px);
     justify-content: center; align-items: start;
   }
-  .panel { grid-column: 2; grid-row: 1; position: sticky; top: 12px; }
+  .side { grid-column: 2; grid-row: 1; position: sticky; top: 12px; display: grid; gap: 12px;
+    max-height: calc(100vh - 24px); overflow-y: auto; }
   .chart-col { grid-column: 1; grid-row: 1; }
 }
 .panel { padding: 14px 16px 12px; }
-.panel.gone, .chart-box.gone img { opacity: .45; filter: grayscale(1); }
+.gone .panel, .gone .chart-box img { opacity: .45; filter: grayscale(1); }
 .big { display: flex; align-items: baseline; gap: 6px; margin: 0; }
 .big #percent { font-size: 2.6rem; font-weight: 650; line-height: 1; letter-spacing: -.02em; }
 .big .unit { font-size: 1.3rem; font-weight: 600; }
@@ -95,6 +102,7 @@ _SHOW_CSS = """
 .counts .failed.alert { background: color-mix(in srgb, var(--failed) 12%, transparent); }
 .counts .failed.alert b { color: var(--failed-text); }
 .counts .stale.alert { background: color-mix(in srgb, var(--stale) 16%, transparent); }
+.counts .alert { cursor: pointer; }
 .facts { display: grid; grid-template-columns: auto minmax(0, 1fr); gap: 4px 12px; margin: 0; }
 .facts dt { color: var(--muted); font-size: .85rem; padding-top: 1px; }
 .facts dd { margin: 0; overflow-wrap: anywhere; }
@@ -114,8 +122,9 @@ _SHOW_CSS = """
 .problems .w-pct { text-align: right; font-variant-numeric: tabular-nums; }
 .problems .w-state.failed { color: var(--failed-text); font-weight: 600; }
 .problems .w-state.stale { color: var(--muted); font-weight: 600; }
-.refresh { margin: 12px 0 0; font-size: .8rem; color: var(--muted); }
-#conn { color: var(--failed-text); }
+.refresh { margin: 10px 0 0; font-size: .8rem; color: var(--muted); }
+#conn { color: var(--failed-text); margin: 10px 0 0; font-size: .85rem; }
+#conn:empty { display: none; }
 .chart-col { position: relative; }
 #zoom { position: absolute; top: 8px; right: 8px; font: inherit; font-size: .8rem;
   color: var(--link); background: var(--card); border: 1px solid var(--line); border-radius: 6px;
@@ -221,8 +230,7 @@ function showGone() {
     notice("warn", "This job no longer exists. " + why + last +
            " The page keeps checking and shows the job again if it is re-created.");
   }
-  $("panel").classList.add("gone");
-  $("chart-box").classList.add("gone");
+  $("layout").classList.add("gone");
   $("stamp").hidden = !S.etag;
   if (!S.etag) placeholder("No chart: this job no longer exists.");
   document.title = "Gone \u00b7 " + (S.doc ? S.doc.desc || S.doc.jobid : cfg.jobid);
@@ -230,8 +238,7 @@ function showGone() {
 }
 function clearGone() {
   S.gone = false;
-  $("panel").classList.remove("gone");
-  $("chart-box").classList.remove("gone");
+  $("layout").classList.remove("gone");
   $("stamp").hidden = true;
 }
 function placeholder(text) {
@@ -246,6 +253,7 @@ function renderDoc(doc) {
   const n = c.running + c.done + c.failed + c.stale;
   const name = doc.desc || doc.jobid;
   setText("title", name);
+  $("jobid-line").hidden = !doc.desc;  // without a description the title is the id already
   setText("percent", n ? fmtPct(doc.percent) : "\u2013");
   $("bar").style.width = Math.min(100, Math.max(0, doc.percent)) + "%";
   $("bar-wrap").setAttribute("aria-valuenow", fmtPct(doc.percent));
@@ -498,6 +506,16 @@ $("chart-box").addEventListener("click", (e) => {
 $("zoom").addEventListener("click", toggleSize);
 window.addEventListener("resize", updateZoom);
 
+// The failed and stale tiles lead to the list of those workers.
+for (const id of ["tile-failed", "tile-stale"]) {
+  $(id).addEventListener("click", () => {
+    const list = $("problems");
+    if (!$(id).classList.contains("alert") || list.hidden) return;
+    list.open = true;
+    list.scrollIntoView({behavior: "smooth", block: "nearest"});
+  });
+}
+
 setInterval(renderClock, 1000);
 tick();
 """
@@ -547,11 +565,12 @@ def show_page(jobid: str, interval: float, urls: dict[str, str], *, overview: bo
 <header>
 {crumbs}
 <h1 id="title">{esc_jobid}</h1>
-<p class="jobid">Job <code id="jobid">{esc_jobid}</code></p>
+<p id="jobid-line" class="jobid">Job <code id="jobid">{esc_jobid}</code></p>
 </header>
 <div id="notice" class="notice" role="alert" hidden><p id="notice-text"></p>
 <button id="notice-close" type="button" aria-label="Dismiss">\u00d7</button></div>
-<main class="layout">
+<main id="layout" class="layout">
+<div class="side">
 <section id="panel" class="panel card" aria-label="Summary">
 <p class="big"><span id="percent" class="num">\u2013</span><span class="unit">%</span>
 <span class="what">done</span></p>
@@ -563,6 +582,11 @@ def show_page(jobid: str, interval: float, urls: dict[str, str], *, overview: bo
 <dl class="facts">
 <dt>Last update</dt><dd id="last-update">\u2013</dd>
 <dt>Time left</dt><dd><span id="eta">\u2013</span><small id="eta-note"></small></dd>
+</dl>
+<p id="conn" role="status"></p>
+</section>
+<section id="details" class="panel card" aria-label="Details">
+<dl class="facts">
 <dt>Created</dt><dd id="created">\u2013</dd>
 <dt>Expires</dt><dd id="expires">\u2013</dd>
 </dl>
@@ -573,8 +597,9 @@ def show_page(jobid: str, interval: float, urls: dict[str, str], *, overview: bo
 <p id="problems-more" class="muted"></p>
 </details>
 <p class="refresh">Refreshes every {_interval_text(interval)}
-\u00b7 <span id="checked">loading</span><br><span id="conn" role="status"></span></p>
+\u00b7 <span id="checked">loading</span></p>
 </section>
+</div>
 <section class="chart-col" aria-label="Chart">
 <div id="chart-box" class="chart-box card">
 <img id="chart" alt="Progress chart: one bar per worker">

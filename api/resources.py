@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from urllib.parse import urlencode
@@ -138,7 +139,7 @@ class Update(Resource):
 
     def report(self, params: dict[str, str]) -> WorkerReport:
         s = self.settings
-        return WorkerReport(
+        report = WorkerReport(
             jobid=self.jobid(params),
             workid=identifier(params, "workid", s),
             current=number(params, "current", minimum=0),
@@ -147,6 +148,11 @@ class Update(Resource):
             desc=text(params, "desc", s.max_desc_length),
             secret=text(params, "secret", s.max_id_length),
         )
+        if not math.isfinite(100 * report.current / report.total):
+            raise falcon.HTTPInvalidParam(
+                "current / total is too large to be a percentage", "total"
+            )
+        return report
 
     def accept(self, resp, params_list: list[dict[str, str]], all_or_nothing: bool) -> None:
         reports = [
@@ -182,10 +188,23 @@ def _for_item(index: int, count: int, validate, params: dict[str, str]):
         ) from exc
 
 
+WORKER_FILTERS = {
+    "all": lambda state: True,
+    "problems": lambda state: state in ("failed", "stale"),
+    "none": lambda state: False,
+}
+
+
 class Status(Resource):
     def handle(self, req, resp, params):
-        snapshot = self.snapshot(self.jobid(params))
-        resp.media = status_document(snapshot, time.time(), self.settings.stale_after)
+        jobid = self.jobid(params)
+        which = text(params, "workers", 16, default="all")
+        if which not in WORKER_FILTERS:
+            raise falcon.HTTPInvalidParam("it must be all, problems or none", "workers")
+        snapshot = self.snapshot(jobid)
+        resp.media = status_document(
+            snapshot, time.time(), self.settings.stale_after, WORKER_FILTERS[which]
+        )
 
 
 class Render(Resource):
@@ -218,7 +237,9 @@ class Show(Resource):
         if not self.store.job_exists(jobid):
             raise JobNotFound(jobid)
         resp.content_type = falcon.MEDIA_HTML
-        resp.text = pages.show_page(jobid, interval, job_urls(req, self.settings, jobid))
+        urls = job_urls(req, self.settings, jobid)
+        urls["status"] += "&workers=problems"  # the page lists only failed and stale workers
+        resp.text = pages.show_page(jobid, interval, urls, overview=self.settings.list_jobs)
 
 
 class Jobs(Resource):
@@ -272,13 +293,35 @@ def job_row(req: falcon.Request, settings: Settings, snapshot: JobSnapshot, now:
     }
 
 
-def status_document(snapshot: JobSnapshot, now: float, stale_after: float) -> dict:
+def status_document(
+    snapshot: JobSnapshot, now: float, stale_after: float, include=WORKER_FILTERS["all"]
+) -> dict:
     summary = summarize(snapshot, now, stale_after)
+    workers = []
+    for w in snapshot.workers:
+        state = worker_state(w, now, stale_after)
+        if include(state):
+            workers.append(
+                {
+                    "workid": w.workid,
+                    "current": w.current,
+                    "total": w.total,
+                    "percent": round(w.percent, 2),
+                    "ok": w.ok,
+                    "desc": w.desc,
+                    "updated": w.updated,
+                    "stale": state == "stale",
+                    "state": state,
+                }
+            )
     return {
         "jobid": snapshot.jobid,
         "desc": snapshot.desc,
         "created": snapshot.created,
         "maxage": snapshot.maxage,
+        "version": snapshot.version,
+        "now": now,
+        "stale_after": stale_after,
         "percent": round(summary.percent, 2),
         "counts": {
             "running": summary.running,
@@ -288,18 +331,5 @@ def status_document(snapshot: JobSnapshot, now: float, stale_after: float) -> di
         },
         "last_update": summary.last_update,
         "eta_seconds": None if summary.eta_seconds is None else round(summary.eta_seconds, 1),
-        "workers": [
-            {
-                "workid": w.workid,
-                "current": w.current,
-                "total": w.total,
-                "percent": round(w.percent, 2),
-                "ok": w.ok,
-                "desc": w.desc,
-                "updated": w.updated,
-                "stale": w.is_stale(now, stale_after),
-                "state": worker_state(w, now, stale_after),
-            }
-            for w in snapshot.workers
-        ],
+        "workers": workers,
     }

@@ -199,3 +199,16 @@ def test_json_batch_is_accepted(client, created):
     resp = post_json(client, body)
     assert resp.status_code == 202
     assert resp.json == {"accepted": 50}
+
+
+def test_a_percentage_too_large_to_represent_is_refused(client, store, created):
+    before = keys_of(store, created)
+    params = {"jobid": created, "workid": "w", "current": "1e15", "total": "1e-300"}
+    resp = client.simulate_get("/progress/update", params=params)
+    assert resp.status_code == 400 and "percentage" in resp.json["description"]
+    assert keys_of(store, created) == before
+
+
+def test_status_workers_filter_must_be_known(client, created):
+    resp = client.simulate_get("/progress/status", params={"jobid": created, "workers": "some"})
+    assert resp.status_code == 400 and "workers" in resp.json["description"]

@@ -120,3 +120,16 @@ def test_expired_job_is_gone_with_all_its_keys(live_service, store, jobid):
     assert (
         live_service.get("update", jobid=jobid, workid="w", current=2, total=2).status_code == 404
     )
+
+
+def test_status_can_list_only_problem_workers(live_service, jobid):
+    live_service.get("create", jobid=jobid)
+    live_service.get("update", jobid=jobid, workid="fine", current=1, total=2)
+    live_service.get("update", jobid=jobid, workid="broken", current=1, total=2, ok=0)
+    live_service.get("update", jobid=jobid, workid="done", current=2, total=2)
+    wait_until(lambda: len(workers_of(live_service, jobid)) == 3, 20, what="three workers")
+    doc = live_service.get("status", jobid=jobid, workers="problems").json()
+    assert [w["workid"] for w in doc["workers"]] == ["broken"]
+    assert doc["counts"] == {"running": 1, "done": 1, "failed": 1, "stale": 0}
+    assert live_service.get("status", jobid=jobid, workers="none").json()["workers"] == []
+    assert doc["version"] >= 1 and doc["stale_after"] == 300 and doc["now"] >= doc["created"]

@@ -20,14 +20,13 @@ def store(tmp_path_factory):
     server.stop()
 
 
-DRAIN = DrainTask(queue="test:drain-queue", message=b"drain", ttl_ms=60_000)
+DRAIN = DrainTask(queue="test:drain-queue", message=lambda: b"drain", ttl_ms=60_000)
 
 
 def accept(store, jobid, *rows, max_workers=100_000, all_or_nothing=False):
     """Accept (workid, stamp, current) rows; return the statuses."""
     updates = [Update(jobid, w, encode_row(stamp, cur, 10, True, "")) for w, stamp, cur in rows]
-    statuses, _ = store.accept_updates(updates, time.time(), max_workers, DRAIN, all_or_nothing)
-    return statuses
+    return store.accept_updates(updates, time.time(), max_workers, DRAIN, all_or_nothing)
 
 
 def claim(store):
