@@ -5,11 +5,12 @@ and starts a new one if one dies."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
-import sys
+import threading
 import time
 
 import waitress
@@ -41,10 +42,12 @@ def serve(settings: Settings, sock: socket.socket) -> None:
 
 
 def spawn(settings: Settings, sock: socket.socket) -> int:
+    supervisor = os.getpid()
     pid = os.fork()
     if pid == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        threading.Thread(target=_exit_if_orphaned, args=(supervisor,), daemon=True).start()
         try:
             serve(settings, sock)
         except BaseException:
@@ -52,6 +55,13 @@ def spawn(settings: Settings, sock: socket.socket) -> int:
         finally:
             os._exit(1)
     return pid
+
+
+def _exit_if_orphaned(supervisor: int) -> None:
+    """A server whose supervisor was killed stops too, rather than hold the port forever."""
+    while os.getppid() == supervisor:
+        time.sleep(1)
+    os._exit(0)
 
 
 def main() -> None:
@@ -62,20 +72,26 @@ def main() -> None:
         serve(settings, sock)
         return
     children = {spawn(settings, sock) for _ in range(settings.web_processes)}
+    stopping = False
 
     def stop(signum, frame) -> None:
-        for pid in children:
-            os.kill(pid, signal.SIGTERM)
-        sys.exit(0)
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    while True:
+    while children:
         pid, status = os.wait()
         children.discard(pid)
+        if stopping:
+            continue
         log.warning("event=web_process_exited pid=%d status=%d: starting another", pid, status)
         time.sleep(1)  # a process that cannot start must not become a fork storm
-        children.add(spawn(settings, sock))
+        if not stopping:
+            children.add(spawn(settings, sock))
 
 
 if __name__ == "__main__":
