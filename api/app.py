@@ -20,12 +20,15 @@ BACKEND_ERRORS = (
 )
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> falcon.App:
+def create_app(
+    settings: Settings | None = None, store: Store | None = None, log_stream=None
+) -> falcon.App:
+    """The app, built from what it is given; `log_stream` takes the request log (stderr)."""
     settings = settings or Settings.from_env()
     store = store or Store(connect(settings))
     updates = UpdateQueue(store, settings)
 
-    request_log = operations.RequestLog(store)
+    request_log = operations.RequestLog(store, log_stream)
     app = falcon.App(cors_enable=True, middleware=[request_log])
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = False

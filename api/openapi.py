@@ -66,8 +66,8 @@ def openapi_spec(settings: Settings) -> dict:
             ),
             "/progress/status": _endpoint(
                 fields,
-                summary="The job's state as JSON: summary and every worker",
-                params=["jobid"],
+                summary="The job's state as JSON: summary and workers",
+                params=["jobid", "workers"],
                 required=["jobid"],
                 ok={"200": _json("The job's state", "Status")},
                 errors=["400", "404", "413", "503"],
@@ -222,7 +222,8 @@ def _fields(settings: Settings) -> dict[str, dict]:
             "schema": number,
         },
         "total": {
-            "description": "How much work the worker has; the bar shows current / total.",
+            "description": "How much work the worker has; the bar shows current / total, "
+            "which must be a finite percentage (so total may be tiny only if current is).",
             "schema": {**number, "exclusiveMinimum": True},
         },
         "ok": {
@@ -237,6 +238,11 @@ def _fields(settings: Settings) -> dict[str, dict]:
                 ],
                 "default": True,
             },
+        },
+        "workers": {
+            "description": "Which workers to list: all, problems (failed and stale ones) or "
+            "none. The counts always cover all.",
+            "schema": {"type": "string", "enum": ["all", "problems", "none"], "default": "all"},
         },
         "interval": {
             "empty_is_default": True,
@@ -480,6 +486,12 @@ def _schemas() -> dict:
                 "desc": string,
                 "created": number,
                 "maxage": {"type": "integer"},
+                "version": {**count, "description": "Bumped by every change of a worker"},
+                "now": {**number, "description": "The server's time (Unix)"},
+                "stale_after": {
+                    **number,
+                    "description": "Seconds of silence after which a running worker is stale",
+                },
                 "percent": {**number, "minimum": 0, "maximum": 100},
                 "counts": {
                     "type": "object",
@@ -488,13 +500,20 @@ def _schemas() -> dict:
                 },
                 "last_update": {**number, "nullable": True},
                 "eta_seconds": {**number, "minimum": 0, "nullable": True},
-                "workers": {"type": "array", "items": {"$ref": "#/components/schemas/Worker"}},
+                "workers": {
+                    "type": "array",
+                    "description": "The workers asked for (workers=), in natural order of id",
+                    "items": {"$ref": "#/components/schemas/Worker"},
+                },
             },
             "required": [
                 "jobid",
                 "desc",
                 "created",
                 "maxage",
+                "version",
+                "now",
+                "stale_after",
                 "percent",
                 "counts",
                 "last_update",

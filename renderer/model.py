@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -44,7 +45,7 @@ class JobSnapshot:
 def natural_key(workid: str) -> tuple:
     """Sort key that puts 'node2' before 'node10' and '9' before '10'."""
     return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        (0, int(part), "") if part.isdecimal() else (1, 0, part)
         for part in _DIGITS.split(workid)
         if part
     )
@@ -90,6 +91,8 @@ def summarize(snapshot: JobSnapshot, now: float, stale_after: float) -> JobSumma
                 for w in running
             ),
         )
+    if eta is not None and not math.isfinite(eta):
+        eta = None  # extreme numbers (5e-324 of 1e15): no estimate rather than Infinity
     return JobSummary(
         percent=sum(percents) / len(percents) if percents else 0.0,
         running=states.count("running"),

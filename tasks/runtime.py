@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError
+from redis.retry import Retry
 
 from tasks.settings import Settings
 from tasks.store import Store
@@ -21,10 +24,14 @@ def store() -> Store:
 
 
 def connect(settings: Settings) -> Redis:
-    """A client that fails fast: a dead Redis costs a caller at most redis_timeout per call."""
+    """A client that fails fast: a dead Redis costs a caller at most redis_timeout per call.
+
+    A broken connection (Redis restarted) is retried once at once on a new one; a timeout is
+    not retried (redis-py's default, ten retries, would hold a request for ten timeouts)."""
     return Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         health_check_interval=30,
+        retry=Retry(NoBackoff(), retries=1, supported_errors=(ConnectionError,)),
     )

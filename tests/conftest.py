@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import falcon.testing
@@ -51,7 +52,12 @@ def store(settings) -> Store:
 def client(settings, store) -> falcon.testing.TestClient:
     """The app in this process; what it enqueues goes to the session's Redis."""
     configure(celery_app, settings)
-    return falcon.testing.TestClient(create_app(settings, store))
+    return falcon.testing.TestClient(create_app(settings, store, log_stream=quiet_log()))
+
+
+def quiet_log():
+    """Where in-process apps write their request log: nowhere, so pytest's output stays clean."""
+    return open(os.devnull, "w")  # noqa: SIM115 - lives as long as the app
 
 
 @pytest.fixture(scope="session")

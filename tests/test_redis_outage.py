@@ -72,4 +72,5 @@ def test_outage_answers_503_fast_and_recovers(own_service):
         what="the update sent after the outage to be applied",
     )
     assert workers
-    assert service.get("render", jobid=jobid).status_code == 200
+    resp = service.get("render", jobid=jobid)
+    assert resp.status_code == 200, resp.text

@@ -1,0 +1,264 @@
+"""Schemathesis against /openapi.json as the in-process app serves it: thousands of generated
+requests, valid and invalid, to every operation. None may get a 5xx or hang; every answer must
+match the description (status code, content type, headers, body schema); valid requests must not
+be refused with a 400 and invalid ones must be refused; and no request may touch a job it does
+not name: a canary job with an unguessable id stays byte-identical throughout.
+
+Each operation gets schemathesis' coverage cases (every limit's boundary values, missing and
+repeated parameters, other methods) and then Hypothesis-generated cases, valid and invalid.
+(schemathesis' own pytest loader, `schemathesis.pytest.from_fixture`, fails under pytest 9: it
+reads `Node._nodeid`, which pytest 9 removed. So this file drives the cases itself.)"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import Counter
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api.openapi import openapi_spec
+from tasks.settings import Settings
+from tasks.store import RENDER_DUE, job_tag
+from tests.test_hostile_input import job_keys, quiet_job
+
+REQUEST_TIMEOUT = 10.0  # s without an answer counts as a hang; answers take milliseconds
+FUZZ_EXAMPLES = 100  # Hypothesis cases per operation, on top of its coverage cases
+MIN_REQUESTS = 100  # an operation that got fewer was not really fuzzed
+
+
+def no_server_error(ctx, response, case):
+    """not_a_server_error, but for render's 503 while a job's first chart is being drawn: by
+    design, and in this process, with no render worker, no chart is ever drawn."""
+    if (
+        case.operation.path == "/progress/render"
+        and response.status_code == 503
+        and response.json().get("description") == "the first chart of this job is being drawn"
+        and response.headers.get("retry-after")
+    ):
+        return None
+    return not_a_server_error(ctx, response, case)
+
+
+def valid_data_accepted(ctx, response, case):
+    """positive_data_acceptance, but for the one rule a schema cannot state, as it spans two
+    fields: current / total must be a finite percentage (the description of total says so)."""
+    if response.status_code == 400 and "too large to be a percentage" in response.text:
+        return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+CHECKS = [
+    no_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    valid_data_accepted,
+    negative_data_rejection,
+]
+CONFIG = {
+    "generation": {"allow-x00": True},
+    "phases": {"coverage": {"generate-duplicate-query-parameters": True}},
+    "checks": {
+        # schemathesis' refusals, and 413: invalid data may also be too large.
+        "negative_data_rejection": {
+            "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]
+        },
+    },
+}
+# /healthz answers 503 by design here: no ingest or render worker runs in this process.
+NOT_FUZZED = {"GET /healthz"}
+TAKES_NO_INPUT = {"GET /metrics"}
+# Operations on an existing job: valid requests to them often name one (create would re-create).
+AIMED = {
+    f"{method} /progress/{name}"
+    for method in ("GET", "POST")
+    for name in ("update", "status", "render", "show")
+}
+SCHEMA_ITSELF = "GET /openapi.json"  # schemathesis leaves out the operation serving the schema
+OPERATIONS = sorted(
+    f"{method.upper()} {path}"
+    for path, methods in openapi_spec(Settings()).get("paths", {}).items()
+    for method in methods
+    if f"{method.upper()} {path}" not in NOT_FUZZED | {SCHEMA_ITSELF}
+)
+
+
+@pytest.fixture(scope="module")
+def app(client):
+    # Thousands of created jobs would otherwise queue thousands of first-chart renders, for the
+    # live service's render workers that later tests share. Create answers the same either way.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("api.resources.render_soon", lambda tag: None)
+        yield client.app
+
+
+@pytest.fixture(scope="module")
+def api_schema(app):
+    return schemathesis.openapi.from_wsgi(
+        "/openapi.json", app, config=schemathesis.Config.from_dict(CONFIG)
+    )
+
+
+@pytest.fixture(scope="module")
+def canary(store):
+    """A job with workers, whose id no generated request can name; returns its id and keys."""
+    jobid = f"canary:{secrets.token_hex(16)}"
+    quiet_job(store, jobid, desc="canary", workers=5)
+    return jobid, job_keys(store, jobid)
+
+
+@pytest.fixture(scope="module")
+def targets(client, store) -> list[tuple[str, str | None]]:
+    """Jobs that exist, for valid requests to name (an invented id names no job, so it only
+    ever gets a 404): (jobid, the ETag to send in If-None-Match, if any)."""
+    run = secrets.token_hex(4)
+    empty, busy, charted = (f"fuzz:{run}:{name}" for name in ("empty", "busy", "charted"))
+    quiet_job(store, empty)
+    quiet_job(store, busy, desc="busy", workers=7)
+    quiet_job(store, charted, desc="charted", workers=3)
+    draw_chart(store, charted)
+
+    def etag():  # read when aiming: a live render worker sharing this Redis may redraw it
+        chart = store.chart(charted, with_png=False)
+        return chart.etag if chart else None
+
+    guarded = f"fuzz:{run}:guarded"  # created with a secret the fuzzer does not know: 403s
+    params = {"jobid": guarded, "secret": secrets.token_hex(8)}
+    assert client.simulate_get("/progress/create", params=params).status_code == 200
+    store.redis.zrem(RENDER_DUE, job_tag(guarded))
+    # Hypothesis favours the first: the chart with its ETag, so that render answers 304 too.
+    return [(charted, etag), (busy, None), (charted, None), (guarded, None), (empty, None)]
+
+
+def draw_chart(store, jobid: str) -> str:
+    """Draw and store the job's chart as a render worker would; returns its ETag."""
+    from renderer.chart import render_png
+
+    now = time.time()
+    start = store.begin_render(job_tag(jobid), now)
+    png = render_png(start.snapshot, now=now)
+    etag = f"{start.snapshot.incarnation}-{start.snapshot.version}-fuzz"
+    store.finish_render(job_tag(jobid), start.snapshot, 0, etag, png, None)
+    return etag
+
+
+def aim(case, target: tuple | None):
+    """Point a valid request at a job that exists (and maybe at the chart it has)."""
+    if target is None:
+        return case
+    jobid, etag = target
+    etag = etag() if callable(etag) else etag
+    for params in (case.query, case.body, *(case.body if isinstance(case.body, list) else [])):
+        if isinstance(params, dict) and "jobid" in params:
+            params["jobid"] = jobid
+    if etag and case.operation.path == "/progress/render":
+        case.headers = {**(case.headers or {}), "If-None-Match": etag}
+    return case
+
+
+@pytest.fixture(scope="module")
+def sent() -> Counter:
+    return Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_volume(sent):
+    yield
+    print(f"\nschemathesis sent {sum(sent.values())} requests: {dict(sorted(sent.items()))}")
+
+
+def test_the_served_description_is_the_whole_api(api_schema):
+    served = {op.ok().label for op in api_schema.get_all_operations()}
+    assert served == set(OPERATIONS) | NOT_FUZZED
+    api_schema.validate()
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_generated_requests(api_schema, canary, targets, store, sent, label):
+    operation = api_schema.find_operation_by_label(label)
+    assert operation is not None, label
+    canary_id, canary_keys = canary
+
+    answers: Counter[int] = Counter()
+
+    def exchange(case) -> None:
+        response = _call(case)
+        sent[label] += 1
+        answers[response.status_code] += 1
+        case.validate_response(response, checks=CHECKS)
+        assert job_keys(store, canary_id) == canary_keys, f"changed the canary: {case}"
+
+    generation = api_schema.config.generation_for(operation=operation, phase="coverage")
+    for case in api_schema.iter_coverage_cases(
+        operation, generation_modes=list(GenerationMode), generation_config=generation
+    ):
+        exchange(case)
+
+    valid = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
+    if label in AIMED:
+        valid = st.tuples(valid, st.sampled_from([*targets, None])).map(lambda c: aim(*c))
+    invalid = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        derandomize=True,  # the same requests on every run: no flaky CI
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=st.one_of(valid, invalid))
+    def fuzz(case) -> None:
+        exchange(case)
+
+    fuzz()
+    print(f"\n{label}: {sent[label]} requests, answered {dict(sorted(answers.items()))}")
+    assert sent[label] >= (1 if label in TAKES_NO_INPUT else MIN_REQUESTS), sent[label]
+    # Success was checked too, not just refusals: and for render, both its 200 and its 304.
+    assert sum(n for code, n in answers.items() if code < 400), answers
+    if label.endswith("/progress/render"):
+        assert answers[200] and answers[304], answers
+    assert job_keys(store, canary_id) == canary_keys
+
+
+_hung: list[str] = []  # a request that never answered
+
+
+def _call(case):
+    """One request, made in a daemon thread so that one that never returns fails the test (and
+    every request after it at once, rather than each after another timeout) and cannot keep
+    the test process from exiting."""
+    if _hung:
+        raise AssertionError(f"an earlier request never answered: {_hung[0]}")
+    outcome: dict = {}
+
+    def call() -> None:
+        try:
+            outcome["response"] = case.call()
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, name="fuzz-request", daemon=True)
+    thread.start()
+    thread.join(REQUEST_TIMEOUT)
+    if thread.is_alive():
+        _hung.append(case.as_curl_command())
+        raise AssertionError(f"no answer in {REQUEST_TIMEOUT} s to {_hung[0]}")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["response"]
