@@ -372,8 +372,12 @@ def test_any_query_or_form_gets_a_2xx_or_a_json_4xx(client, path, raw, as_form):
     if as_form:
         resp = client.simulate_post(path, body=raw, headers=FORM)
     else:
-        # A WSGI server hands the raw query bytes over as latin-1 (PEP 3333).
-        resp = client.simulate_get(path, query_string=raw.decode("latin-1"))
+        # A WSGI server hands the raw query bytes over as latin-1 (PEP 3333). Falcon's test
+        # client refuses a query that starts with '?', so that one is sent percent-encoded.
+        query_string = raw.decode("latin-1")
+        if query_string.startswith("?"):
+            query_string = "%3F" + query_string[1:]
+        resp = client.simulate_get(path, query_string=query_string)
     assert_answered_properly(resp, path)
 
 
