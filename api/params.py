@@ -140,12 +140,7 @@ def number(
         if default is None:
             raise falcon.HTTPMissingParam(name)
         return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise falcon.HTTPInvalidParam("it must be a number", name) from exc
-    if not math.isfinite(value):
-        raise falcon.HTTPInvalidParam("it must be a finite number", name)
+    value = _finite(raw, name)
     if value > maximum:
         raise falcon.HTTPInvalidParam(f"it must be at most {maximum:g}", name)
     if value < minimum or (strictly_above and value == minimum):
@@ -164,13 +159,17 @@ def flag(params: dict[str, str], name: str) -> bool:
         return True
     if word in ("false", "no"):
         return False
+    return _finite(word, name, " (0 means failed)") != 0
+
+
+def _finite(raw: str, name: str, note: str = "") -> float:
     try:
-        value = float(word)
+        value = float(raw)
     except ValueError as exc:
-        raise falcon.HTTPInvalidParam("it must be a number (0 means failed)", name) from exc
+        raise falcon.HTTPInvalidParam(f"it must be a number{note}", name) from exc
     if not math.isfinite(value):
-        raise falcon.HTTPInvalidParam("it must be a finite number (0 means failed)", name)
-    return value != 0
+        raise falcon.HTTPInvalidParam(f"it must be a finite number{note}", name)
+    return value
 
 
 def notify_url(params: dict[str, str], settings: Settings) -> str:

@@ -525,18 +525,16 @@ def _number_arg(text: str) -> str:
     return text.strip()
 
 
-def _positive_float(text: str) -> float:
-    value = _float_arg(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
+def _at_least(parse, low: float, strictly: bool):
+    """An argparse type: parse, then insist on > low (strictly) or >= low."""
 
+    def check(text: str):
+        value = parse(text)
+        if value < low or (strictly and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strictly else '>='} {low}: {text!r}")
+        return value
 
-def _non_negative_float(text: str) -> float:
-    value = _float_arg(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
+    return check
 
 
 def _float_arg(text: str) -> float:
@@ -549,25 +547,17 @@ def _float_arg(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = _int_arg(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = _int_arg(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
-
-
 def _int_arg(text: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+_positive_float = _at_least(_float_arg, 0, strictly=True)
+_non_negative_float = _at_least(_float_arg, 0, strictly=False)
+_positive_int = _at_least(_int_arg, 0, strictly=True)
+_non_negative_int = _at_least(_int_arg, 0, strictly=False)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ import http.server
 import json
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from progress_client import _sender
+
+from tests.harness import wait_until
 
 # (params, index of this request) -> (status, headers, JSON body)
 Responder = Callable[[dict, int], tuple]
@@ -134,11 +135,4 @@ def unique_jobid() -> str:
 
 def eventually(predicate: Callable, timeout: float = 30.0, what: str = "condition"):
     """Poll until predicate() returns something truthy; return it, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
+    return wait_until(predicate, timeout, interval=0.1, what=what)
