@@ -35,18 +35,18 @@ from tasks.settings import Settings
 from tasks.store import Store
 
 
-class JobNotFound(Exception):
+class JobError(Exception):
     def __init__(self, jobid: str) -> None:
         super().__init__(jobid)
         self.jobid = jobid
 
 
-class WrongSecret(Exception):
+class JobNotFound(JobError):
+    """No job has this id: never created, or expired."""
+
+
+class WrongSecret(JobError):
     """The job was created with a secret, and the request did not present it."""
-
-    def __init__(self, jobid: str) -> None:
-        super().__init__(jobid)
-        self.jobid = jobid
 
 
 def job_urls(req: falcon.Request, settings: Settings, jobid: str) -> dict[str, str]:

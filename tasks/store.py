@@ -378,9 +378,6 @@ class Store:
         self._claim_overdue = redis.register_script(_CLAIM_OVERDUE)
         self._wake = redis.register_script(_WAKE)
 
-    def ping(self) -> bool:
-        return bool(self.redis.ping())
-
     def _own_connection(self) -> Redis:
         """This thread's own connection, for the per-request calls: taking one from the pool
         costs a lock and a poll() per command, a fifth of an update's cost in the web process."""
@@ -521,10 +518,6 @@ class Store:
         return applied
 
     # -- rendering ---------------------------------------------------------------------------
-    def schedule_render(self, tag: str, now: float) -> bool:
-        """Mark a job as needing a render; False if one is already scheduled."""
-        return bool(self.redis.zadd(RENDER_DUE, {tag: now}, nx=True))
-
     def begin_render(self, tag: str, now: float) -> RenderStart | None:
         meta_key, workers_key, chart_key = _keys(tag)
         reply = self._begin_render(
