@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import time
 
 import pytest
 import requests
@@ -35,7 +34,18 @@ def test_healthz_says_why_until_workers_consume(tmp_path):
         redis_server.stop()
 
 
-def test_metrics_count_updates_and_expose_queues(live_service, jobid):
+@pytest.fixture
+def quiet_service(tmp_path):
+    """A service of its own: counts that no other test's requests can move."""
+    redis_server = RedisServer(tmp_path / "redis").start()
+    service = Service(redis_server.url, tmp_path / "svc", FAST).start()
+    yield service
+    service.stop()
+    redis_server.stop()
+
+
+def test_metrics_count_updates_and_expose_queues(quiet_service, jobid):
+    live_service = quiet_service
     live_service.get("create", jobid=jobid)
     for i in range(3):
         live_service.get("update", jobid=jobid, workid=f"w{i}", current=1, total=2)
@@ -52,12 +62,11 @@ def test_metrics_count_updates_and_expose_queues(live_service, jobid):
     accepted = "progress_updates_accepted_total"
     invalid = 'progress_updates_rejected_total{reason="invalid"}'
 
-    def settled():  # counts reach Redis within a second: wait until they stop moving
-        first = metrics()
-        time.sleep(1)
-        return first if first[accepted] == metrics()[accepted] else None
-
-    before = wait_until(settled, 20, what="counts to settle")
+    before = wait_until(
+        lambda: (m := metrics())[accepted] == "3" and m[invalid] == "1" and m,
+        10,
+        what="the first updates to be counted (counts reach Redis within a second)",
+    )
     live_service.get("update", jobid=jobid, workid="w0", current=2, total=2)
     live_service.get("update", jobid=jobid, workid="w0", current="x", total=2)
     after = wait_until(
