@@ -17,12 +17,14 @@ $(STAMP): pyproject.toml $(wildcard client/pyproject.toml)
 install: $(STAMP)
 
 # Everything in the Procfile; with REDIS_URL set, that Redis instead of the embedded one.
+# honcho gives the first process type (web) the port -p names.
+PORT ?= 8000
 run: $(STAMP)
 	mkdir -p var
 	if [ -n "$$REDIS_URL" ]; then \
-	  $(BIN)/honcho start web ingest render beat; \
+	  $(BIN)/honcho start -p $(PORT) web ingest render beat; \
 	else \
-	  REDIS_URL="unix://$(CURDIR)/var/redis.sock" $(BIN)/honcho start; \
+	  REDIS_URL="unix://$(CURDIR)/var/redis.sock" $(BIN)/honcho start -p $(PORT); \
 	fi
 
 test: $(STAMP)
