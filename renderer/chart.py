@@ -26,7 +26,7 @@ How it stays fast (about 40-80 ms per chart on a 2-core VM, 10 to 10,000 workers
 
 * The bars are a handful of compound ``PathPatch`` artists (one path per status, plus the
   grey tracks and the status strip), never an artist per worker, added without autoscaling
-  (the limits are fixed). No pyplot, no tight_layout: the layout is computed in pixels.
+  (the limits are fixed). Only Figure and the Agg canvas, no tight_layout: the layout is in pixels.
 * matplotlib draws no text at all. Its text engine costs 1-2 ms per string here (font shaping
   and hinting per call), which would dominate the render; all text (title, subtitle, legend,
   ids, percents, descriptions, axis labels, footer) is drawn with Pillow, which matplotlib
