@@ -73,8 +73,8 @@ end
 """
 
 # Accept updates: look up each one's job incarnation, append the accepted ones to the inbox and
-# make sure a drain task is queued, in one atomic step: what is acknowledged is in Redis with a
-# task on its way. Status per update: 1 accepted, 0 unknown job, 2 job has too many workers,
+# take the drain flag if no drain is queued, in one atomic step; the caller then queues the drain
+# before it answers. Status per update: 1 accepted, 0 unknown job, 2 job has too many workers,
 # 3 wrong secret; then 1 if a drain must be queued now. With all_or_nothing set, one refused
 # update refuses them all.
 _ACCEPT = (
