@@ -51,7 +51,7 @@ class RequestLog:
         status = resp.status_code
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
         line = (
-            f"ts={time.strftime('%Y-%m-%dT%H:%M:%S')} level=INFO logger=progress.web "
+            f"ts={_timestamp()} level=INFO logger=progress.web "
             f"event=request method={req.method} path={json.dumps(req.path)} status={status} "
             f"ms={elapsed * 1000:.1f} client={req.remote_addr} "
             f"jobid={json.dumps(getattr(req.context, 'jobid', None))}\n"
@@ -84,6 +84,18 @@ class RequestLog:
                 except Exception:  # Redis is down: keep them for the next flush
                     with self._lock:
                         self.counts.update(counts)
+
+
+_stamp_cache: tuple[int, str] = (0, "")
+
+
+def _timestamp() -> str:
+    """The current second, formatted once per second rather than once per request."""
+    global _stamp_cache
+    second = int(time.time())
+    if _stamp_cache[0] != second:
+        _stamp_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second)))
+    return _stamp_cache[1]
 
 
 class Health:
