@@ -68,6 +68,26 @@ class Bench:
         return CpuMeter({**roots, "redis": self.redis.proc.pid})
 
 
+def add_accounting(r, s, load, accepted: int, applied, rate, target: int) -> None:
+    """The rows every ingest section reports: errors, the end-to-end rate, lost updates."""
+    r.add(
+        s,
+        "non-2xx / socket errors",
+        f"{load.non_2xx} / {load.socket_errors}",
+        "0",
+        judge(-(load.non_2xx + load.socket_errors), at_least=0),
+    )
+    r.add(
+        s,
+        "applied updates/s, end to end",
+        num(rate),
+        f">= {target:,}",
+        judge(rate, at_least=target),
+    )
+    lost = max(0, accepted - applied.processed)
+    r.add(s, "lost updates (accepted - processed)", f"{lost:,}", "0", judge(-lost, at_least=0))
+
+
 def section_ingest(b: Bench) -> None:
     s, r = "1 ingest single", b.report
     create_jobs(b.service, JOBS)
@@ -87,16 +107,7 @@ def section_ingest(b: Bench) -> None:
     b.applied_rate = rate
     r.add(s, f"accepted req/s ({CONNECTIONS} conns, {load.seconds:.0f} s)", num(load.ok_per_s))
     r.add(s, "latency p50 / p99 (ms)", f"{load.p50_ms:.1f} / {load.p99_ms:.1f}")
-    r.add(
-        s,
-        "non-2xx / socket errors",
-        f"{load.non_2xx} / {load.socket_errors}",
-        "0",
-        judge(-(load.non_2xx + load.socket_errors), at_least=0),
-    )
-    r.add(s, "applied updates/s, end to end", num(rate), ">= 3,000", judge(rate, at_least=3000))
-    lost = max(0, load.ok - applied.processed)
-    r.add(s, "lost updates (accepted - processed)", f"{lost:,}", "0", judge(-lost, at_least=0))
+    add_accounting(r, s, load, load.ok, applied, rate, target=3000)
     r.note(
         f"S1: {load.ok:,} accepted, {applied.processed:,} processed; last applied "
         f"{(applied.at or t_end) - t_end:.2f} s after the load ended"
@@ -176,16 +187,7 @@ def section_batched(b: Bench) -> None:
     conns = f"{BATCH_CONNECTIONS} conns x {BATCH_SIZE:,}/body"
     r.add(s, f"accepted updates/s ({conns})", num(accepted / load.seconds))
     r.add(s, "request latency p50 / p99 (ms)", f"{load.p50_ms:.1f} / {load.p99_ms:.1f}")
-    r.add(
-        s,
-        "non-2xx / socket errors",
-        f"{load.non_2xx} / {load.socket_errors}",
-        "0",
-        judge(-(load.non_2xx + load.socket_errors), at_least=0),
-    )
-    r.add(s, "applied updates/s, end to end", num(rate), ">= 50,000", judge(rate, at_least=50000))
-    lost = max(0, accepted - applied.processed)
-    r.add(s, "lost updates (accepted - processed)", f"{lost:,}", "0", judge(-lost, at_least=0))
+    add_accounting(r, s, load, accepted, applied, rate, target=50000)
     r.note(
         f"S3: {accepted:,} accepted in {load.ok:,} requests, {applied.processed:,} processed; last "
         f"applied {(applied.at or t_end) - t_end:.2f} s after the load ended"

@@ -37,22 +37,31 @@ def _lua_list(values: list[str]) -> str:
     return "{" + ", ".join(json.dumps(v) for v in values) + "}"
 
 
+def _pair_cycle(jobs: list[str], workers: int) -> str:
+    """Lua next_pair(): the next (job, worker number, current) in a cycle through every pair,
+    `current` growing by one per cycle; each thread starts at a different point."""
+    return f"""
+local jobs, workers = {_lua_list(jobs)}, {workers}
+local pairs_ = #jobs * workers
+local n = 0
+function init(args) n = (tid or 0) * 7919 end
+local function next_pair()
+  local pair = n % pairs_
+  n = n + 1
+  return jobs[pair % #jobs + 1], math.floor(pair / #jobs), math.floor((n - 1) / pairs_) + 1
+end
+"""
+
+
 def single_updates_script(jobs: list[str], workers: int) -> str:
     """GET /progress/update (the MWA shape), cycling through every (job, worker) pair with a
     `current` that grows by one per cycle."""
     return (
         _THREADS
-        + f"""
-local jobs, workers = {_lua_list(jobs)}, {workers}
-local pairs_ = #jobs * workers
-local n = 0
-function init(args) n = (tid or 0) * 7919 end
+        + _pair_cycle(jobs, workers)
+        + """
 function request()
-  local pair = n % pairs_
-  local job = jobs[pair % #jobs + 1]
-  local w = math.floor(pair / #jobs)
-  local current = math.floor(n / pairs_) + 1
-  n = n + 1
+  local job, w, current = next_pair()
   return wrk.format("GET", string.format(
     "/progress/update?jobid=%s&workid=w%d&current=%d&total=1000000", job, w, current))
 end
@@ -65,18 +74,11 @@ def pushgateway_script(jobs: list[str], workers: int) -> str:
     """The same 7x1000 groups pushed to a Pushgateway: POST /metrics/job/<job>/instance/w<i>."""
     return (
         _THREADS
-        + f"""
-local jobs, workers = {_lua_list(jobs)}, {workers}
-local pairs_ = #jobs * workers
-local n = 0
-local headers = {{["Content-Type"] = "text/plain; version=0.0.4"}}
-function init(args) n = (tid or 0) * 7919 end
+        + _pair_cycle(jobs, workers)
+        + """
+local headers = {["Content-Type"] = "text/plain; version=0.0.4"}
 function request()
-  local pair = n % pairs_
-  local job = jobs[pair % #jobs + 1]
-  local w = math.floor(pair / #jobs)
-  local current = math.floor(n / pairs_) + 1
-  n = n + 1
+  local job, w, current = next_pair()
   local body = string.format("progress_current %d\\nprogress_total 1000000\\n", current)
   return wrk.format("POST", string.format("/metrics/job/%s/instance/w%d", job, w), headers, body)
 end

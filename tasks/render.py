@@ -29,13 +29,13 @@ def render_job(tag: str) -> None:
         store.observe("render", time.perf_counter() - started)
         digest = hashlib.blake2b(png, digest_size=6).hexdigest()
         etag = f"{snapshot.incarnation}-{snapshot.version}-{digest}"
-    if store.finish_render(tag, snapshot, stale, etag, png, next_stale_time(snapshot, now)):
+    redraw_at = next_stale_time(snapshot, now, settings.stale_after)
+    if store.finish_render(tag, snapshot, stale, etag, png, redraw_at):
         schedule_renders({tag: now})
 
 
-def next_stale_time(snapshot, now: float) -> float | None:
+def next_stale_time(snapshot, now: float, stale_after: float) -> float | None:
     """When the next running worker turns stale if it stays silent: the chart changes then."""
-    stale_after = runtime.settings().stale_after
     times = [
         w.updated + stale_after
         for w in snapshot.workers

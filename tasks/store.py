@@ -494,9 +494,12 @@ class Store:
         """Apply a claimed batch and clear its record. Safe to repeat: a row only replaces an
         older one."""
         per_job: dict[tuple[str, str], list[str]] = defaultdict(list)
+        oldest = None
         for entry in entries:
             tag, incarnation, workid, row = entry.split("\n", 3)
             per_job[(tag, incarnation)] += [workid, row]
+            stamp = row[:STAMP_DIGITS]
+            oldest = stamp if oldest is None or stamp < oldest else oldest
         with self.redis.pipeline(transaction=False) as pipe:
             for (tag, incarnation), pairs in per_job.items():
                 meta_key, workers_key, _ = _keys(tag)
@@ -507,9 +510,7 @@ class Store:
                 )
             pipe.hdel(BATCHES, batch_id).zrem(BATCHES_DUE, batch_id)
             results = pipe.execute()
-        applied = AppliedBatch(
-            oldest_accepted=min(int(e.split("\n", 3)[3][:STAMP_DIGITS]) for e in entries) / 1e6
-        )
+        applied = AppliedBatch(oldest_accepted=int(oldest) / 1e6)
         for (tag, _), (_, scheduled, rendered_at, finished, notify) in zip(per_job, results):
             if scheduled:
                 applied.renders_due[tag] = float(rendered_at)
