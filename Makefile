@@ -20,7 +20,6 @@ install: $(STAMP)
 # honcho gives the first process type (web) the port -p names.
 PORT ?= 8000
 run: $(STAMP)
-	mkdir -p var
 	if [ -n "$$REDIS_URL" ]; then \
 	  $(BIN)/honcho start -p $(PORT) web ingest render beat; \
 	else \

@@ -99,7 +99,8 @@ def _timestamp() -> str:
 
 
 class Health:
-    """200 when Redis answers and ingest and render workers have been seen consuming lately."""
+    """200 when Redis answers, beat is sending its sweep, and ingest and render workers have
+    been seen consuming lately; otherwise 503 naming the process type that is missing."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
@@ -108,26 +109,50 @@ class Health:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         now = time.time()
         stats = self.store.operational_stats([INGEST_QUEUE, RENDER_QUEUE])
-        # Beat's sweep runs every sweep_every seconds and makes both kinds of worker check in.
-        allowed = 3 * self.settings.sweep_every + 10
-        reasons = []
-        seen = {}
-        for role in ("ingest", "render"):
-            beat = stats.get(f"heartbeat:{role}")
-            seen[role] = None if beat is None else round(now - beat, 1)
-            if beat is None or now - beat > allowed:
-                reasons.append(
-                    f"no {role} worker has consumed a task in the last {allowed:g} s "
-                    "(are the workers and beat running?)"
-                )
+        seen = {
+            role: None
+            if stats.get(f"heartbeat:{role}") is None
+            else round(now - stats[f"heartbeat:{role}"], 1)
+            for role in ("beat", "ingest", "render")
+        }
+        missing = missing_processes(seen, self.settings.sweep_every)
+        allowed = heartbeat_allowance(self.settings.sweep_every)
+        reasons = [
+            f"beat has not sent its sweep in the last {allowed:g} s (is the beat process running?)"
+            if role == "beat"
+            else f"no {role} worker has consumed a task in the last {allowed:g} s "
+            f"(are the {role} workers running?)"
+            for role in missing
+        ]
         resp.media = {
-            "status": "unavailable" if reasons else "ok",
+            "status": "unavailable" if missing else "ok",
+            "missing": missing,
             "reasons": reasons,
             "redis": "ok",
             "seconds_since_seen": seen,
             "pending_updates": stats["queue:inbox"],
         }
-        resp.status = falcon.HTTP_503 if reasons else falcon.HTTP_200
+        resp.status = falcon.HTTP_503 if missing else falcon.HTTP_200
+
+
+def heartbeat_allowance(sweep_every: float) -> float:
+    """How long a process type may go unseen: a few sweep periods."""
+    return 3 * sweep_every + 10
+
+
+def missing_processes(seen: dict[str, float | None], sweep_every: float) -> list[str]:
+    """Process types not seen lately, given seconds since each was seen (None: never).
+
+    Beat's sweep is what makes the workers check in (through their own queues), so without beat
+    the workers' silence says nothing about them: only beat is named then."""
+    allowed = heartbeat_allowance(sweep_every)
+
+    def absent(role: str) -> bool:
+        return seen.get(role) is None or seen[role] > allowed
+
+    if absent("beat"):
+        return ["beat"]
+    return [role for role in ("ingest", "render") if absent(role)]
 
 
 class Metrics:

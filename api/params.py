@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import unquote_to_bytes
 
 import falcon
 
+from tasks.notify import refusal as notify_refusal
 from tasks.settings import Settings
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tabs and newlines are allowed in text
@@ -179,17 +180,7 @@ def notify_url(params: dict[str, str], settings: Settings) -> str:
     url = text(params, "notify", 2048)
     if not url:
         return ""
-    if not settings.notify_allowed:
-        raise falcon.HTTPInvalidParam(
-            "this server sends no notifications (PROGRESS_NOTIFY_HOSTS is empty)", "notify"
-        )
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise falcon.HTTPInvalidParam("it must be an http or https URL", "notify")
-    host = parts.hostname.lower()
-    if host not in settings.notify_allowed and parts.netloc.lower() not in settings.notify_allowed:
-        raise falcon.HTTPInvalidParam(
-            f"host {host!r} is not among those this server may notify (PROGRESS_NOTIFY_HOSTS)",
-            "notify",
-        )
+    reason = notify_refusal(url, settings.notify_allowed)
+    if reason:
+        raise falcon.HTTPInvalidParam(reason, "notify")
     return url

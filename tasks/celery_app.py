@@ -10,6 +10,8 @@ from kombu import Queue
 
 from tasks.settings import Settings
 
+SWEEP_ENTRY = "resend-lost-work"  # beat's sweep; tasks.beat records when it sends it
+
 LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 INGEST_QUEUE = "ingest"
 RENDER_QUEUE = "render"
@@ -49,12 +51,14 @@ def configure(app: Celery, settings: Settings) -> Celery:
             "tasks.notify.*": {"queue": RENDER_QUEUE},
             "tasks.maintenance.*": {"queue": INGEST_QUEUE},
         },
+        # In memory: beat needs no schedule file (tasks.beat).
+        beat_scheduler="tasks.beat:Scheduler",
         beat_schedule={
             "expire-jobs": {
                 "task": "tasks.maintenance.expire_jobs",
                 "schedule": settings.expire_every,
             },
-            "resend-lost-work": {
+            SWEEP_ENTRY: {
                 "task": "tasks.maintenance.resend_lost_work",
                 "schedule": settings.sweep_every,
             },

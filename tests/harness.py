@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -96,11 +95,9 @@ class Service:
         workdir.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "REDIS_URL": redis_url,
             "PORT": str(self.port),
             "PROGRESS_HOST": "127.0.0.1",
-            "PROGRESS_BEAT_SCHEDULE": str(workdir / "celerybeat-schedule"),
             **(env or {}),
         }
         self.commands = procfile()

@@ -9,24 +9,39 @@ import threading
 import pytest
 import requests
 
+from tasks.celery_app import app as celery_app
+from tasks.celery_app import configure
 from tests.conftest import FAST
 from tests.harness import RedisServer, Service, wait_until
 
 
-def test_healthz_says_why_until_workers_consume(tmp_path):
+def health(service: Service) -> tuple[int, dict]:
+    resp = requests.get(f"{service.url}/healthz", timeout=5)
+    return resp.status_code, resp.json()
+
+
+@pytest.mark.slow
+def test_healthz_names_the_missing_process_type(tmp_path):
     redis_server = RedisServer(tmp_path / "redis").start()
     service = Service(redis_server.url, tmp_path / "svc", FAST)
     try:
-        service.start("web")
-        resp = requests.get(f"{service.url}/healthz", timeout=5)
-        assert resp.status_code == 503
-        assert any("ingest" in r for r in resp.json()["reasons"])
-        service.start("ingest", "render", "beat")
-        wait_until(
-            lambda: requests.get(f"{service.url}/healthz", timeout=5).status_code == 200,
-            30,
-            what="/healthz to turn healthy",
-        )
+        service.start("web", "ingest", "render")
+        # Without beat nothing makes the workers check in: beat is named, not them.
+        status, body = health(service)
+        assert (status, body["missing"]) == (503, ["beat"])
+        assert "beat" in body["reasons"][0] and "worker" not in body["reasons"][0]
+
+        service.start("beat")
+        wait_until(lambda: health(service)[0] == 200, 30, what="/healthz to turn healthy")
+
+        service.kill("render")
+        wait_until(lambda: health(service)[1]["missing"] == ["render"], 30, what="render named")
+        service.start("render")
+        wait_until(lambda: health(service)[0] == 200, 30, what="render to be seen again")
+
+        service.kill("beat")
+        wait_until(lambda: health(service)[1]["missing"] == ["beat"], 30, what="beat named")
+
         redis_server.stop()
         assert requests.get(f"{service.url}/healthz", timeout=5).status_code == 503
     finally:
@@ -153,3 +168,17 @@ def test_completion_hook_fires_on_first_failure(live_service, jobid, receiver):
 def test_notify_only_to_allowed_hosts(live_service, jobid, url, words):
     resp = live_service.get("create", jobid=jobid, notify=url)
     assert resp.status_code == 400 and words in resp.json()["description"]
+
+
+def test_hook_task_refuses_hosts_not_allowed_when_it_sends(live_service, settings, receiver):
+    """A notify message placed on the queue by anyone but create (which checks the URL) must
+    not reach a host outside PROGRESS_NOTIFY_HOSTS. The receiver answers on both names, and the
+    render worker runs messages in order: once the allowed one arrives, the other was handled."""
+    url, received = receiver
+    configure(celery_app, settings)
+    not_allowed = url.replace("127.0.0.1", "localhost")  # FAST allows only 127.0.0.1
+    celery_app.send_task("tasks.notify.notify_finished", args=("dGFn", "done", not_allowed))
+    celery_app.send_task("tasks.notify.notify_finished", args=("dGFn", "failed", url))
+    wait_until(lambda: received, 30, what="the allowed hook")
+    assert [r["state"] for r in received] == ["failed"]
+    assert "event=notify_refused" in live_service.log("render")
