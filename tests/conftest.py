@@ -14,7 +14,7 @@ from tasks.celery_app import configure
 from tasks.runtime import connect
 from tasks.settings import Settings
 from tasks.store import Store
-from tests.harness import RedisServer, Service
+from tests.harness import RedisServer, Service, fresh_clone
 
 # Short intervals so that tests of timing behaviour finish quickly.
 FAST = {
@@ -66,6 +66,13 @@ def live_service(redis_server, tmp_path_factory):
     service = Service(redis_server.url, tmp_path_factory.mktemp("service"), FAST).start()
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def deployed_clone(tmp_path_factory):
+    """A fresh clone of the committed tree, installed by `make install`: what an operator has
+    after following the README (about a minute, once per test session)."""
+    return fresh_clone(tmp_path_factory.mktemp("deploy") / "progress")
 
 
 @pytest.fixture

@@ -76,39 +76,71 @@ def _pings(client: redis.Redis) -> bool:
         return False
 
 
-def procfile() -> dict[str, str]:
+def procfile(root: Path = ROOT) -> dict[str, str]:
     entries = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
+    for line in (root / "Procfile").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, command = line.partition(":")
             entries[name.strip()] = command.strip()
     return entries
 
 
-class Service:
-    """The web, ingest, render and beat processes of the Procfile, against a given Redis."""
+def fresh_clone(destination: Path) -> Path:
+    """The committed tree (not the working tree), cloned and installed as the README tells an
+    operator: `git clone`, then `make install`. Returns the clone's folder."""
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(destination)], check=True
+    )
+    subprocess.run(
+        ["make", "--no-print-directory", "install"],
+        cwd=destination,
+        env=_outside_this_checkout(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return destination
 
-    def __init__(self, redis_url: str, workdir: Path, env: dict[str, str] | None = None):
+
+def _outside_this_checkout() -> dict[str, str]:
+    """This environment less what `make test` added: this checkout's venv on the PATH and the
+    outer make's variables, so the clone is installed as on a machine of its own."""
+    own_bin = str(ROOT / ".venv" / "bin")
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != own_bin)
+    skip = {"VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTHON"}
+    return {**{k: v for k, v in os.environ.items() if k not in skip}, "PATH": path}
+
+
+class Service:
+    """The web, ingest, render and beat processes of the Procfile, against a given Redis.
+
+    Each runs its Procfile line as written, through /bin/sh as honcho and the deploy files do,
+    in `root` (this checkout, or a fresh clone). With `inherit_env=False` a process gets nothing
+    but REDIS_URL, PORT and `env`: what an operator following the README sets."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        root: Path = ROOT,
+        inherit_env: bool = True,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
+        self.root = root
         workdir.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "PORT": str(self.port),
-            "PROGRESS_HOST": "127.0.0.1",
-            **(env or {}),
-        }
-        self.commands = procfile()
+        base = {**os.environ, "PROGRESS_HOST": "127.0.0.1"} if inherit_env else {}
+        self.env = {**base, "REDIS_URL": redis_url, "PORT": str(self.port), **(env or {})}
+        self.commands = procfile(root)
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, *names: str) -> Service:
         for name in names or ("web", "ingest", "render", "beat"):
             log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
             self.procs[name] = subprocess.Popen(
-                ["bash", "-c", f"exec {self.commands[name]}"],
-                cwd=ROOT,
+                ["/bin/sh", "-c", f"exec {self.commands[name]}"],
+                cwd=self.root,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
