@@ -12,7 +12,7 @@ import requests
 
 from tests.harness import RedisServer, Service, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # waits on default periods
 
 # The defaults this test waits on (tasks.settings): beat's sweep every 5 s, expiry every 60 s,
 # lost work re-sent after 20 s, a process type missing from /healthz after 3 sweeps + 10 s.
