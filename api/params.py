@@ -11,7 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 import falcon
 
-from tasks.notify import refusal as notify_refusal
+from domain.hooks import notify_refusal
 from tasks.settings import Settings
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tabs and newlines are allowed in text

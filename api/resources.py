@@ -22,15 +22,8 @@ from api.params import (
     text,
 )
 from api.ratelimit import RateLimiter
-from renderer.model import JobSnapshot, summarize, worker_state
-from tasks.enqueue import (
-    ACCEPTED,
-    UNKNOWN_JOB,
-    WRONG_SECRET,
-    UpdateQueue,
-    WorkerReport,
-    render_soon,
-)
+from domain.model import AcceptOutcome, JobSnapshot, WorkerState, summarize, worker_state
+from tasks.enqueue import UpdateQueue, WorkerReport, render_soon
 from tasks.settings import Settings
 from tasks.store import Store
 
@@ -161,11 +154,11 @@ class Update(Resource):
         ]
         statuses = self.queue.accept(reports, all_or_nothing)
         for report, status in zip(reports, statuses):
-            if status == UNKNOWN_JOB:
+            if status == AcceptOutcome.UNKNOWN_JOB:
                 raise JobNotFound(report.jobid)
-            if status == WRONG_SECRET:
+            if status == AcceptOutcome.WRONG_SECRET:
                 raise WrongSecret(report.jobid)
-            if status != ACCEPTED:
+            if status != AcceptOutcome.ACCEPTED:
                 raise falcon.HTTPConflict(
                     title="Too many workers",
                     description=f"job {report.jobid!r} already has "
@@ -190,7 +183,7 @@ def _for_item(index: int, count: int, validate, params: dict[str, str]):
 
 WORKER_FILTERS = {
     "all": lambda state: True,
-    "problems": lambda state: state in ("failed", "stale"),
+    "problems": lambda state: state in (WorkerState.FAILED, WorkerState.STALE),
     "none": lambda state: False,
 }
 
@@ -310,7 +303,7 @@ def status_document(
                     "ok": w.ok,
                     "desc": w.desc,
                     "updated": w.updated,
-                    "stale": state == "stale",
+                    "stale": state is WorkerState.STALE,
                     "state": state,
                 }
             )

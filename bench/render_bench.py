@@ -20,8 +20,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from domain.model import JobSnapshot, WorkerRow  # noqa: E402
 from renderer.chart import render_png  # noqa: E402
-from renderer.model import JobSnapshot, WorkerRow  # noqa: E402
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 STALE_AFTER = 300.0

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import io
 import math
-import time
 import unicodedata
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -64,7 +63,8 @@ from matplotlib.path import Path
 from matplotlib.transforms import blended_transform_factory
 from PIL import Image, ImageDraw, ImageFont
 
-from renderer.model import JobSnapshot, WorkerRow, worker_state
+from domain.formatting import duration_label, percent_label, utc_time_label
+from domain.model import STATE_COLOURS, JobSnapshot, WorkerRow, worker_state
 
 __all__ = ["render_png", "COLORS", "WIDTH_PX", "DPI"]
 
@@ -74,12 +74,7 @@ WIDTH_PX = 1000
 DPI = 100
 
 #: Fill colours by status; tests look for these exact colours in the PNG.
-COLORS = {
-    "running": "#4caf50",
-    "done": "#2e7d32",
-    "failed": "#d32f2f",
-    "stale": "#9e9e9e",
-}
+COLORS = {state.value: colour for state, colour in STATE_COLOURS.items()}
 _WHITE = "#ffffff"
 _TRACK = "#ebebeb"
 _HATCH = "#d9d9d9"
@@ -168,40 +163,6 @@ def _fit(text: str, font: ImageFont.FreeTypeFont, max_px: float) -> str:
         else:
             hi = mid - 1
     return text[:lo].rstrip() + "\u2026" if lo else ""
-
-
-def _fmt_pct(p: float) -> str:
-    if not math.isfinite(p):
-        return "?"
-    if 99.95 <= p < 100.0:
-        return "99.9 %"  # never print 100 % for an unfinished worker
-    return f"{p:.1f} %" if abs(p) < 1000 else f"{p:,.0f} %"
-
-
-def _fmt_time(t: float, now: float | None = None) -> str:
-    """UTC time; without the date when *t* is on the same day as *now*, with the year when
-    there is no *now*. Digits only: strftime's month and day names depend on the locale."""
-    try:
-        tm = time.gmtime(t)
-        same_day = now is not None and time.gmtime(now)[:3] == tm[:3]
-    except (OverflowError, OSError, ValueError):
-        return "?"
-    fmt = (
-        "%H:%M UTC" if same_day else "%m-%d %H:%M UTC" if now is not None else "%Y-%m-%d %H:%M UTC"
-    )
-    return time.strftime(fmt, tm)
-
-
-def _fmt_duration(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} d"
 
 
 # --------------------------------------------------------------------------- data
@@ -435,7 +396,7 @@ def _header(snapshot: JobSnapshot, rows: _Rows, lay: _Layout, stale_after: float
         if not rows.counts[st]:
             continue
         name = _STATUS_NAMES[st]
-        label = f"stale (no update for {_fmt_duration(stale_after)})" if st == _STALE else name
+        label = f"stale (no update for {duration_label(stale_after)})" if st == _STALE else name
         d.rectangle((x, y + 1, x + 13, y + 12), fill=COLORS[name])
         if st == _STALE and lay.hatched:
             for off in (-6, 1, 8):
@@ -455,7 +416,7 @@ def _footer(lay: _Layout, note: str, last_update: float | None) -> Image.Image:
         x = lay.plot_left + lay.plot_w * v / 100
         d.text((x, 2), f"{v} %", font=f, fill=_MUTED, anchor="ma")
     f_note = _font(10)
-    stamp = "" if last_update is None else f"last update {_fmt_time(last_update)}"
+    stamp = "" if last_update is None else f"last update {utc_time_label(last_update)}"
     stamp_w = f_note.getlength(stamp)
     d.text((WIDTH_PX - 12, 23), stamp, font=f_note, fill=_MUTED, anchor="ra")
     d.text((12, 23), _fit(note, f_note, WIDTH_PX - 40 - stamp_w), font=f_note, fill=_MUTED)
@@ -486,12 +447,12 @@ def _row_texts(snapshot: JobSnapshot, rows: _Rows, lay: _Layout, now: float) -> 
         st = rows.status[i]
         y = _STRIP_PAD + (i + 0.5) * lay.pitch
         color = _FAILED_TEXT if st == _FAILED else _MUTED if st == _STALE else _TEXT
-        d.text((_PCT_W, y), _fmt_pct(float(rows.pct[i])), font=f, fill=color, anchor="rm")
+        d.text((_PCT_W, y), percent_label(float(rows.pct[i])), font=f, fill=color, anchor="rm")
         desc = _clean(w.desc)
         if st == _FAILED:
             desc = f"failed: {desc}" if desc else "failed"
         elif st == _STALE:
-            silent = f"silent since {_fmt_time(w.updated, now)}"
+            silent = f"silent since {utc_time_label(w.updated, now)}"
             desc = f"{silent}: {desc}" if desc else silent
         if desc:
             d.text((desc_x, y), _fit(desc, f, width - desc_x - 2), font=f, fill=color, anchor="lm")

@@ -11,8 +11,6 @@ from tasks.render import render_job
 from tasks.settings import Settings
 from tasks.store import StampClock, Store, Update, encode_row
 
-ACCEPTED, UNKNOWN_JOB, TOO_MANY_WORKERS, WRONG_SECRET = 1, 0, 2, 3
-
 
 @dataclass(frozen=True, slots=True)
 class WorkerReport:
@@ -37,7 +35,7 @@ class UpdateQueue:
         self._drain = drain_task()
 
     def accept(self, reports: list[WorkerReport], all_or_nothing: bool = False) -> list[int]:
-        """Per report ACCEPTED, UNKNOWN_JOB, TOO_MANY_WORKERS or WRONG_SECRET, in order, in one
+        """Per report an AcceptOutcome, in order, in one
         round trip. Stamps are taken here, in the order reports arrive, so a later report
         always wins."""
         updates = [

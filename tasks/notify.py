@@ -7,28 +7,14 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from urllib.parse import urlsplit
 
+from domain.hooks import notify_refusal
 from tasks import runtime
 from tasks.celery_app import app
 from tasks.store import jobid_of
 
 TIMEOUT = 3.0  # it runs on the render queue: keep a slow receiver from holding a renderer long
 log = logging.getLogger("progress.notify")
-
-
-def refusal(url: str, allowed: frozenset[str]) -> str | None:
-    """Why the hook may not call `url` (None: it may): an http(s) URL on a host the operator
-    listed in PROGRESS_NOTIFY_HOSTS, as `host` or `host:port`."""
-    if not allowed:
-        return "this server sends no notifications (PROGRESS_NOTIFY_HOSTS is empty)"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "it must be an http or https URL"
-    host = parts.hostname.lower()
-    if host not in allowed and parts.netloc.lower() not in allowed:
-        return f"host {host!r} is not among those this server may notify (PROGRESS_NOTIFY_HOSTS)"
-    return None
 
 
 @app.task(
@@ -41,7 +27,7 @@ def refusal(url: str, allowed: frozenset[str]) -> str | None:
 def notify_finished(tag: str, state: str, url: str) -> None:
     # Checked again here, not only at create: anyone who can write to the queue could place a
     # message with another URL, and the allowed hosts may have changed since.
-    reason = refusal(url, runtime.settings().notify_allowed)
+    reason = notify_refusal(url, runtime.settings().notify_allowed)
     if reason:
         log.warning("event=notify_refused reason=%s", json.dumps(reason))
         return

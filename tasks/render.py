@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 
+from domain.model import chart_etag
 from tasks import runtime
 from tasks.celery_app import app
 
@@ -27,8 +27,7 @@ def render_job(tag: str) -> None:
         started = time.perf_counter()
         png = render_png(snapshot, now=now, stale_after=settings.stale_after)
         store.observe("render", time.perf_counter() - started)
-        digest = hashlib.blake2b(png, digest_size=6).hexdigest()
-        etag = f"{snapshot.incarnation}-{snapshot.version}-{digest}"
+        etag = chart_etag(snapshot.incarnation, snapshot.version, png)
     redraw_at = next_stale_time(snapshot, now, settings.stale_after)
     if store.finish_render(tag, snapshot, stale, etag, png, redraw_at):
         schedule_renders({tag: now})

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
-from renderer.model import JobSnapshot, WorkerRow, natural_key
+from domain.model import STORED_LETTER, JobSnapshot, WorkerRow, natural_key, reported_state
 
 EXPIRY = "progress:jobs:expiry"
 RECENT = "progress:jobs:recent"
@@ -306,7 +306,7 @@ class StampClock:
 def encode_row(stamp: int, current: float, total: float, ok: bool, desc: str) -> str:
     """A worker row: its stamp, a state letter (r running, d done, f failed) that the apply
     script counts without parsing JSON, then the values."""
-    state = "f" if not ok else "d" if current >= total else "r"
+    state = STORED_LETTER[reported_state(ok, current, total)]
     # The JSON of [current, total, ok, desc], written out: the numbers are finite (validated), so
     # their repr is JSON, and json.dumps for the whole row would cost a third of an update.
     text = json.dumps(desc, ensure_ascii=False) if desc else '""'

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from domain.model import JobSnapshot, WorkerRow
 from renderer import chart
 from renderer.chart import COLORS, render_png
-from renderer.model import JobSnapshot, WorkerRow
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,7 +243,7 @@ def test_renderer_never_loads_pyplot():
     code = (
         "import sys\n"
         "from renderer.chart import render_png\n"
-        "from renderer.model import JobSnapshot, WorkerRow\n"
+        "from domain.model import JobSnapshot, WorkerRow\n"
         "w = WorkerRow('a', 1, 2, True, 'd', 0.0)\n"
         "render_png(JobSnapshot('j', 'd', 0.0, 60, workers=(w,)), now=1.0)\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"

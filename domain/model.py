@@ -1,12 +1,50 @@
-"""The renderer's input: an immutable snapshot of one job, as read from the store."""
+"""Jobs and workers: the states a worker can be in, a job's immutable snapshot, its summary,
+and what can become of an accepted update."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
+from enum import Enum, IntEnum
 
 _DIGITS = re.compile(r"(\d+)")
+
+
+class WorkerState(str, Enum):
+    """What a worker is doing, as people see it. A str, so JSON and comparisons read plainly."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STALE = "stale"  # running, but silent longer than stale_after
+
+    @property
+    def colour(self) -> str:
+        return STATE_COLOURS[self]
+
+
+# The chart's bar colours; the page's text panel uses the same.
+STATE_COLOURS = {
+    WorkerState.RUNNING: "#4caf50",
+    WorkerState.DONE: "#2e7d32",
+    WorkerState.FAILED: "#d32f2f",
+    WorkerState.STALE: "#9e9e9e",
+}
+
+# The one-letter state stored in a worker row, which the apply script counts without parsing
+# JSON (tasks/lua/apply.lua). Stale is not stored: it depends on the time of reading.
+STORED_LETTER = {WorkerState.RUNNING: "r", WorkerState.DONE: "d", WorkerState.FAILED: "f"}
+
+
+class AcceptOutcome(IntEnum):
+    """What the accept script answers for each update (tasks/lua/accept.lua)."""
+
+    UNKNOWN_JOB = 0
+    ACCEPTED = 1
+    TOO_MANY_WORKERS = 2
+    WRONG_SECRET = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +102,23 @@ class JobSummary:
     eta_seconds: float | None
 
 
-def worker_state(row: WorkerRow, now: float, stale_after: float) -> str:
-    if not row.ok:
-        return "failed"
-    if row.current >= row.total:
-        return "done"
-    return "stale" if row.is_stale(now, stale_after) else "running"
+def reported_state(ok: bool, current: float, total: float) -> WorkerState:
+    """The state a report puts a worker in (stale comes only with time)."""
+    if not ok:
+        return WorkerState.FAILED
+    return WorkerState.DONE if current >= total else WorkerState.RUNNING
+
+
+def worker_state(row: WorkerRow, now: float, stale_after: float) -> WorkerState:
+    if row.is_stale(now, stale_after):
+        return WorkerState.STALE
+    return reported_state(row.ok, row.current, row.total)
+
+
+def chart_etag(incarnation: str, version: int, png: bytes) -> str:
+    """A chart's ETag: it starts with the job's incarnation, so create can tell its own first
+    chart from one of an earlier job of the same id."""
+    return f"{incarnation}-{version}-{hashlib.blake2b(png, digest_size=6).hexdigest()}"
 
 
 def summarize(snapshot: JobSnapshot, now: float, stale_after: float) -> JobSummary:
@@ -81,7 +130,7 @@ def summarize(snapshot: JobSnapshot, now: float, stale_after: float) -> JobSumma
     states = [worker_state(w, now, stale_after) for w in snapshot.workers]
     percents = [min(100.0, max(0.0, w.percent)) for w in snapshot.workers]
     eta: float | None = None
-    running = [w for w, s in zip(snapshot.workers, states) if s == "running"]
+    running = [w for w, s in zip(snapshot.workers, states) if s is WorkerState.RUNNING]
     if running and all(w.current > 0 and w.updated - snapshot.created >= 5 for w in running):
         eta = max(
             0.0,
@@ -95,10 +144,10 @@ def summarize(snapshot: JobSnapshot, now: float, stale_after: float) -> JobSumma
         eta = None  # extreme numbers (5e-324 of 1e15): no estimate rather than Infinity
     return JobSummary(
         percent=sum(percents) / len(percents) if percents else 0.0,
-        running=states.count("running"),
-        done=states.count("done"),
-        failed=states.count("failed"),
-        stale=states.count("stale"),
+        running=states.count(WorkerState.RUNNING),
+        done=states.count(WorkerState.DONE),
+        failed=states.count(WorkerState.FAILED),
+        stale=states.count(WorkerState.STALE),
         last_update=max((w.updated for w in snapshot.workers), default=None),
         eta_seconds=eta,
     )
