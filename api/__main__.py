@@ -16,8 +16,7 @@ import time
 import waitress
 
 from api import create_app
-from tasks.celery_app import LOG_FORMAT
-from tasks.settings import Settings
+from tasks.settings import LOG_FORMAT, Settings
 
 log = logging.getLogger("progress.web")
 

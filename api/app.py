@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import falcon
-import kombu.exceptions
 import redis
 
-from api import operations, resources
-from tasks.enqueue import UpdateQueue
-from tasks.runtime import connect
+from api import operations, pages, resources
+from tasks.pipeline import Pipeline
+from tasks.runtime import build_pipeline, connect
 from tasks.settings import Settings
 from tasks.store import Store
 
@@ -16,30 +15,35 @@ BACKEND_ERRORS = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
-    kombu.exceptions.OperationalError,
 )
 
 
 def create_app(
-    settings: Settings | None = None, store: Store | None = None, log_stream=None
+    settings: Settings | None = None,
+    store: Store | None = None,
+    pipeline: Pipeline | None = None,
+    log_stream=None,
 ) -> falcon.App:
-    """The app, built from what it is given; `log_stream` takes the request log (stderr)."""
+    """The app, built from what it is given (by default, from the environment's settings);
+    `log_stream` takes the request log (stderr)."""
     settings = settings or Settings.from_env()
     store = store or Store(connect(settings))
-    updates = UpdateQueue(store, settings)
+    pipeline = pipeline or build_pipeline(store, settings)
 
     request_log = operations.RequestLog(store, log_stream)
-    app = falcon.App(cors_enable=True, middleware=[request_log])
+    security = pages.SecurityHeaders(settings)
+    app = falcon.App(cors_enable=True, middleware=[request_log, security])
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = False
     routes = {
-        "/progress/create": resources.Create(store, settings),
-        "/progress/update": resources.Update(store, settings, updates),
+        "/progress/create": resources.Create(store, settings, pipeline),
+        "/progress/update": resources.Update(store, settings, pipeline),
         "/progress/status": resources.Status(store, settings),
         "/progress/render": resources.Render(store, settings),
         "/progress/show": resources.Show(store, settings),
         "/progress/jobs": resources.Jobs(store, settings),
         "/progress/": resources.Jobs(store, settings, as_page=True),
+        "/progress/static/{name}": pages.StaticFiles(),
         "/openapi.json": resources.OpenAPI(settings),
         "/healthz": operations.Health(store, settings),
         "/metrics": operations.Metrics(store),

@@ -8,17 +8,21 @@ import time
 from celery import Celery, signals
 from kombu import Queue
 
-from tasks.settings import Settings
+from tasks import runtime
+from tasks.pipeline import INGEST_QUEUE, RENDER_QUEUE
+from tasks.settings import LOG_FORMAT, Settings
 
 SWEEP_ENTRY = "resend-lost-work"  # beat's sweep; tasks.beat records when it sends it
 
-LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-INGEST_QUEUE = "ingest"
-RENDER_QUEUE = "render"
-
 
 def configure(app: Celery, settings: Settings) -> Celery:
-    app.conf.update(
+    """Set `app` up for `settings` (tests and tools; a worker is set up on first use)."""
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def celery_config(settings: Settings) -> dict:
+    return dict(
         broker_url=settings.broker_url,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker waits out a Redis outage, never exits
@@ -68,13 +72,13 @@ def configure(app: Celery, settings: Settings) -> Celery:
         worker_task_log_format=LOG_FORMAT,
         worker_send_task_events=False,
     )
-    return app
 
 
 app = Celery(
     "progress", include=["tasks.ingest", "tasks.render", "tasks.maintenance", "tasks.notify"]
 )
-configure(app, Settings.from_env())
+# Configured when first used, from the settings of tasks.runtime, not on import.
+app.add_defaults(lambda: celery_config(runtime.settings()))
 
 
 # One structured line per task, instead of Celery's two free-text ones.

@@ -11,6 +11,7 @@ import urllib.request
 from domain.hooks import notify_refusal
 from tasks import runtime
 from tasks.celery_app import app
+from tasks.pipeline import NOTIFY
 from tasks.store import jobid_of
 
 TIMEOUT = 3.0  # it runs on the render queue: keep a slow receiver from holding a renderer long
@@ -18,7 +19,7 @@ log = logging.getLogger("progress.notify")
 
 
 @app.task(
-    name="tasks.notify.notify_finished",
+    name=NOTIFY,
     autoretry_for=(OSError,),
     retry_backoff=2,
     retry_backoff_max=60,

@@ -1,4 +1,5 @@
-"""Per-process singletons for the Celery tasks: settings and the store, built on first use."""
+"""Per-process singletons for the Celery tasks: settings, the store and the pipeline, built on
+first use from the environment (through Settings.from_env, the one reader of it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 from redis.retry import Retry
 
+from tasks.broker import Broker
+from tasks.pipeline import Pipeline
 from tasks.settings import Settings
 from tasks.store import Store
 
@@ -21,6 +24,15 @@ def settings() -> Settings:
 @functools.cache
 def store() -> Store:
     return Store(connect(settings()))
+
+
+@functools.cache
+def pipeline() -> Pipeline:
+    return build_pipeline(store(), settings())
+
+
+def build_pipeline(store: Store, settings: Settings) -> Pipeline:
+    return Pipeline(store, Broker(store.redis), settings)
 
 
 def connect(settings: Settings) -> Redis:

@@ -25,11 +25,11 @@ import base64
 import functools
 import hashlib
 import json
+import re
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from redis import Redis
 
@@ -46,226 +46,6 @@ RENDER_LATER = "progress:render:later"
 STATS = "progress:stats"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STAMP_DIGITS = 17  # microseconds since 1970, zero-padded, so rows compare as strings
-
-# Whether a presented secret digest matches the stored one, in time that does not depend on where
-# they differ. No stored digest: the job is open to all, as the MWA guide has it.
-_SECRET_MATCHES = """
-local function secret_matches(stored, presented)
-  if not stored then return true end
-  if #stored ~= #presented then return false end
-  local diff = 0
-  for i = 1, #stored do diff = bit.bor(diff, bit.bxor(stored:byte(i), presented:byte(i))) end
-  return diff == 0
-end
-"""
-
-# Queue a drain task unless one is already queued or running; returns 1 if one is due now. With
-# an empty message the caller must push it (store.push_drain): the web process then builds and
-# sends a message only when one is needed. The flag expires, so a drain message lost with a
-# killed process is replaced by the next accept (or by beat's sweep).
-_ENSURE_DRAIN = """
-local function ensure_drain(flag, queue, now, ttl_ms, message)
-  if not redis.call('SET', flag, now, 'NX', 'PX', ttl_ms) then return 0 end
-  if message == '' then return 1 end  -- the caller pushes one
-  redis.call('LPUSH', queue, message)
-  return 1
-end
-"""
-
-# Accept updates: look up each one's job incarnation, append the accepted ones to the inbox and
-# take the drain flag if no drain is queued, in one atomic step; the caller then queues the drain
-# before it answers. Status per update: 1 accepted, 0 unknown job, 2 job has too many workers,
-# 3 wrong secret; then 1 if a drain must be queued now. With all_or_nothing set, one refused
-# update refuses them all.
-_ACCEPT = (
-    _ENSURE_DRAIN
-    + _SECRET_MATCHES
-    + """
-local now, max_workers, ttl_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local all_or_nothing = ARGV[4] == '1'
-local statuses, entries, jobs = {}, {}, {}
-local refused = false
-for i = 5, #ARGV, 4 do
-  local tag, workid, row, secret = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local workers = 'progress:{' .. tag .. '}:workers'
-  local job = jobs[tag]
-  if job == nil then
-    local meta = redis.call('HMGET', 'progress:{' .. tag .. '}:meta', 'incarnation', 'secret')
-    job = {inc = meta[1], secret = meta[2], size = redis.call('HLEN', workers)}
-    jobs[tag] = job
-  end
-  local status = 1
-  if not job.inc then
-    status = 0
-  elseif not secret_matches(job.secret, secret) then
-    status = 3
-  elseif job.size >= max_workers and redis.call('HEXISTS', workers, workid) == 0 then
-    status = 2
-  end
-  statuses[#statuses + 1] = status
-  if status == 1 then
-    entries[#entries + 1] = table.concat({tag, job.inc, workid, row}, '\\n')
-  else
-    refused = true
-  end
-end
-if (refused and all_or_nothing) or #entries == 0 then
-  statuses[#statuses + 1] = 0
-  return statuses
-end
-for i = 1, #entries, 1000 do
-  redis.call('RPUSH', KEYS[1], unpack(entries, i, math.min(i + 999, #entries)))
-end
-statuses[#statuses + 1] = ensure_drain(KEYS[2], KEYS[3], now, ttl_ms, '')
-return statuses
-"""
-)
-
-# Claim the oldest inbox entries as one batch record (so a worker killed while applying them
-# leaves the record for beat's sweep). If more are waiting, queue the next drain at once, so
-# other ingest processes work in parallel; if none, clear the flag.
-_CLAIM = (
-    _ENSURE_DRAIN
-    + """
-local entries = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
-if #entries > 0 then
-  redis.call('LTRIM', KEYS[1], #entries, -1)
-  redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(entries))
-  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
-end
-redis.call('DEL', KEYS[2])
-if redis.call('LLEN', KEYS[1]) > 0 then
-  ensure_drain(KEYS[2], KEYS[5], ARGV[2], ARGV[4], ARGV[5])
-end
-return entries
-"""
-)
-
-# Apply one job's share of a batch: newer stamp wins per worker, other incarnations are dropped.
-# A row's state letter (after its stamp) keeps the job's counts of running and failed workers
-# current, so completion is noticed here, once per incarnation (HSETNX finished).
-# Returns {rows changed, 1 if this call scheduled a render, time the last render started,
-# 'done'/'failed' if the job just finished, its notify URL}.
-_APPLY = """
-if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return {0, 0, '0', '', ''} end
-redis.call('HINCRBY', KEYS[1], 'updates', (#ARGV - 3) / 2)
-local changed, added, running, failed = 0, 0, 0, 0
-for i = 4, #ARGV, 2 do
-  local old, new = redis.call('HGET', KEYS[2], ARGV[i]), ARGV[i + 1]
-  if (not old) or string.sub(old, 1, DIGITS) < string.sub(new, 1, DIGITS) then
-    redis.call('HSET', KEYS[2], ARGV[i], new)
-    changed = changed + 1
-    local was = old and string.sub(old, DIGITS + 1, DIGITS + 1) or ''
-    local now_is = string.sub(new, DIGITS + 1, DIGITS + 1)
-    if not old then added = added + 1 end
-    if was == 'r' then running = running - 1 elseif was == 'f' then failed = failed - 1 end
-    if now_is == 'r' then running = running + 1 elseif now_is == 'f' then failed = failed + 1 end
-  end
-end
-if changed == 0 then return {0, 0, '0', '', ''} end
-redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('HINCRBY', KEYS[4], 'workers', added)
-running = redis.call('HINCRBY', KEYS[1], 'running', running)
-failed = redis.call('HINCRBY', KEYS[1], 'failed', failed)
-local finished = ''
-if failed > 0 or running == 0 then
-  finished = failed > 0 and 'failed' or 'done'
-  if redis.call('HSETNX', KEYS[1], 'finished', finished) == 0 then finished = '' end
-end
-local scheduled = redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[3])
-local meta = redis.call('HMGET', KEYS[1], 'rendered_at', 'notify')
-return {changed, scheduled, meta[1], finished, finished ~= '' and meta[2] or ''}
-""".replace("DIGITS", str(STAMP_DIGITS))
-
-# (Re)create a job, unless it exists with a secret and the right one was not presented.
-_CREATE = (
-    _SECRET_MATCHES
-    + """
-if not secret_matches(redis.call('HGET', KEYS[1], 'secret'), ARGV[8]) then return 0 end
-redis.call('HINCRBY', KEYS[7], 'workers', 0 - redis.call('HLEN', KEYS[2]))
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[1], 'jobid', ARGV[2], 'desc', ARGV[3], 'created', ARGV[4],
-           'maxage', ARGV[5], 'incarnation', ARGV[6], 'version', 0, 'rendered_at', 0)
-if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'secret', ARGV[8]) end
-if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'notify', ARGV[9]) end
-redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
-redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
-redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
-return 1
-"""
-)
-
-# Start a render: read a consistent snapshot and turn the job's entry in render:due into a lease
-# (re-scored now), so a render lost with a killed process is re-sent by the sweep. Updates applied
-# meanwhile find the entry and schedule nothing; finishing the render notices them instead.
-_BEGIN_RENDER = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  return false
-end
-redis.call('HSET', KEYS[1], 'rendered_at', ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
-        redis.call('HMGET', KEYS[3], 'version', 'stale')}
-"""
-
-# Finish a render: keep the chart (if any) unless the job was re-created or a newer chart is
-# stored; end the lease, or keep it and return 2 when the job changed during the render.
-_FINISH_RENDER = """
-if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return 0 end
-if ARGV[5] ~= '' then
-  local stored = tonumber(redis.call('HGET', KEYS[2], 'version') or '-1')
-  if stored <= tonumber(ARGV[2]) then
-    redis.call('HSET', KEYS[2], 'version', ARGV[2], 'etag', ARGV[3], 'stale', ARGV[4],
-               'png', ARGV[5])
-    redis.call('HINCRBY', KEYS[1], 'renders', 1)
-  end
-end
-if ARGV[7] ~= '' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6]) end
-if redis.call('HGET', KEYS[1], 'version') ~= ARGV[2] then return 2 end
-redis.call('ZREM', KEYS[3], ARGV[6])
-return 1
-"""
-
-_EXPIRE = """
-local deadline = redis.call('ZSCORE', KEYS[4], ARGV[1])
-if (not deadline) or tonumber(deadline) > tonumber(ARGV[2]) then return 0 end
-redis.call('HINCRBY', ARGV[3], 'workers', 0 - redis.call('HLEN', KEYS[2]))
-redis.call('HINCRBY', ARGV[3], 'expired_jobs', 1)
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return 1
-"""
-
-# Jobs whose redraw time has come: move them to render:due (unless a render is already due).
-_WAKE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-local woken = {}
-for _, tag in ipairs(due) do
-  redis.call('ZREM', KEYS[1], tag)
-  if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], tag) == 1 then woken[#woken + 1] = tag end
-end
-return woken
-"""
-
-
-_KICK = (
-    _ENSURE_DRAIN
-    + """
-if redis.call('LLEN', KEYS[1]) == 0 then return 0 end
-ensure_drain(KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
-return 1
-"""
-)
-
-# Take the members of a due-set that are overdue, re-scoring them now, so each is re-sent at
-# most once per redeliver_after however often the sweep runs.
-_CLAIM_OVERDUE = """
-local overdue = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, member in ipairs(overdue) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member) end
-return overdue
-"""
-
 
 @functools.lru_cache(maxsize=4096)
 def job_tag(jobid: str) -> str:
@@ -285,22 +65,21 @@ def secret_digest(jobid: str, secret: str) -> str:
 
 
 def _keys(tag: str) -> tuple[str, str, str]:
+    """A job's own keys: meta, workers, chart."""
     prefix = f"progress:{{{tag}}}"
     return f"{prefix}:meta", f"{prefix}:workers", f"{prefix}:chart"
 
 
-class StampClock:
-    """Strictly increasing microsecond timestamps: the order in which this process accepted
-    updates, which is the order in which they must win."""
+LUA_DIR = Path(__file__).with_name("lua")
+_INCLUDE = re.compile(r'^--- @include "([\w-]+)"$', re.MULTILINE)
 
-    def __init__(self) -> None:
-        self._last = 0
-        self._lock = threading.Lock()
 
-    def __call__(self) -> int:
-        with self._lock:
-            self._last = max(time.time_ns() // 1000, self._last + 1)
-            return self._last
+@functools.cache
+def lua_source(name: str) -> str:
+    """The script tasks/lua/<name>.lua with its `--- @include "x"` lines replaced by
+    tasks/lua/includes/x.lua."""
+    source = (LUA_DIR / f"{name}.lua").read_text()
+    return _INCLUDE.sub(lambda m: (LUA_DIR / "includes" / f"{m[1]}.lua").read_text(), source)
 
 
 def encode_row(stamp: int, current: float, total: float, ok: bool, desc: str) -> str:
@@ -339,16 +118,6 @@ class AppliedBatch:
 
 
 @dataclass(frozen=True)
-class DrainTask:
-    """How to make the broker message that starts a drain, the broker list it goes to, and how
-    long a queued drain is trusted before another may be queued."""
-
-    queue: str
-    message: Callable[[], bytes]
-    ttl_ms: int
-
-
-@dataclass(frozen=True)
 class RenderStart:
     snapshot: JobSnapshot
     chart_version: int | None
@@ -367,16 +136,12 @@ class Store:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._own = threading.local()
-        self._accept = redis.register_script(_ACCEPT)
-        self._claim = redis.register_script(_CLAIM)
-        self._kick = redis.register_script(_KICK)
-        self._apply = redis.register_script(_APPLY)
-        self._create = redis.register_script(_CREATE)
-        self._begin_render = redis.register_script(_BEGIN_RENDER)
-        self._finish_render = redis.register_script(_FINISH_RENDER)
-        self._expire = redis.register_script(_EXPIRE)
-        self._claim_overdue = redis.register_script(_CLAIM_OVERDUE)
-        self._wake = redis.register_script(_WAKE)
+        script = functools.partial(_registered_script, redis)
+        self._accept, self._claim, self._kick = script("accept"), script("claim"), script("kick")
+        self._apply, self._create = script("apply"), script("create")
+        self._begin_render, self._finish_render = script("begin_render"), script("finish_render")
+        self._expire, self._wake = script("expire"), script("wake")
+        self._claim_overdue = script("claim_overdue")
 
     def _own_connection(self) -> Redis:
         """This thread's own connection, for the per-request calls: taking one from the pool
@@ -454,37 +219,37 @@ class Store:
         updates: list[Update],
         now: float,
         max_workers: int,
-        drain: DrainTask,
+        drain_ttl_ms: int,
         all_or_nothing: bool = False,
-    ) -> list[int]:
-        """Append updates to the inbox, durably, and make sure a drain task is queued. Returns
-        per update 1 accepted, 0 unknown job, 2 too many workers, 3 wrong secret."""
-        args: list = [repr(now), max_workers, drain.ttl_ms, int(all_or_nothing)]
+    ) -> tuple[list[int], bool]:
+        """Append updates to the inbox, durably. Returns per update an AcceptOutcome, and
+        whether a drain must be queued now (this call took the drain flag)."""
+        keys: list[str] = [INBOX, DRAIN_FLAG]
+        job_index: dict[str, int] = {}
+        args: list = [repr(now), max_workers, drain_ttl_ms, int(all_or_nothing)]
         for u in updates:
-            args += [job_tag(u.jobid), u.workid, u.row, secret_digest(u.jobid, u.secret)]
-        *statuses, drain_due = self._accept(
-            keys=[INBOX, DRAIN_FLAG, drain.queue], args=args, client=self._own_connection()
-        )
-        if drain_due:
-            self.redis.lpush(drain.queue, drain.message())
-        return statuses
+            tag = job_tag(u.jobid)
+            if tag not in job_index:
+                job_index[tag] = len(job_index) + 1
+                keys += _keys(tag)[:2]
+            args += [job_index[tag], tag, u.workid, u.row, secret_digest(u.jobid, u.secret)]
+        *outcomes, drain_due = self._accept(keys=keys, args=args, client=self._own_connection())
+        return outcomes, bool(drain_due)
 
-    def claim_inbox(self, batch_id: str, now: float, limit: int, drain: DrainTask) -> list[str]:
-        """Move up to `limit` inbox entries into the batch record `batch_id` and return them."""
-        entries = self._claim(
-            keys=[INBOX, DRAIN_FLAG, BATCHES, BATCHES_DUE, drain.queue],
-            args=[batch_id, repr(now), limit, drain.ttl_ms, drain.message()],
+    def claim_inbox(
+        self, batch_id: str, now: float, limit: int, drain_ttl_ms: int
+    ) -> tuple[list[str], bool]:
+        """Move up to `limit` inbox entries into the batch record `batch_id`. Returns them, and
+        whether a drain must be queued now for the entries left waiting."""
+        drain_due, *entries = self._claim(
+            keys=[INBOX, DRAIN_FLAG, BATCHES, BATCHES_DUE],
+            args=[batch_id, repr(now), limit, drain_ttl_ms],
         )
-        return [e.decode() for e in entries]
+        return [e.decode() for e in entries], bool(drain_due)
 
-    def ensure_drain(self, now: float, drain: DrainTask) -> bool:
-        """Queue a drain if the inbox holds entries and none is queued (beat's sweep)."""
-        return bool(
-            self._kick(
-                keys=[INBOX, DRAIN_FLAG, drain.queue],
-                args=[repr(now), drain.ttl_ms, drain.message()],
-            )
-        )
+    def take_drain_flag(self, now: float, drain_ttl_ms: int) -> bool:
+        """Whether a drain must be queued: the inbox holds entries and none is queued."""
+        return bool(self._kick(keys=[INBOX, DRAIN_FLAG], args=[repr(now), drain_ttl_ms]))
 
     def load_batch(self, batch_id: str) -> list[str] | None:
         record = self.redis.hget(BATCHES, batch_id)
@@ -567,8 +332,8 @@ class Store:
         for tag in self.redis.zrangebyscore(EXPIRY, "-inf", now):
             tag = tag.decode()
             deleted += self._expire(
-                keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, RENDER_LATER],
-                args=[tag, repr(now), STATS],
+                keys=[*_keys(tag), STATS, EXPIRY, RECENT, RENDER_DUE, RENDER_LATER],
+                args=[tag, repr(now)],
             )
         return deleted
 
@@ -645,3 +410,7 @@ def _snapshot(meta: dict[bytes, bytes], workers: dict[bytes, bytes]) -> JobSnaps
         version=int(meta[b"version"]),
         workers=tuple(rows),
     )
+
+
+def _registered_script(redis: Redis, name: str):
+    return redis.register_script(lua_source(name))

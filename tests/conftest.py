@@ -9,8 +9,10 @@ import falcon.testing
 import pytest
 
 from api import create_app
+from tasks.broker import Broker
 from tasks.celery_app import app as celery_app
 from tasks.celery_app import configure
+from tasks.pipeline import RENDER_QUEUE, Pipeline
 from tasks.runtime import connect
 from tasks.settings import Settings
 from tasks.store import Store
@@ -58,6 +60,22 @@ def client(settings, store) -> falcon.testing.TestClient:
 def quiet_log():
     """Where in-process apps write their request log: nowhere, so pytest's output stays clean."""
     return open(os.devnull, "w")  # noqa: SIM115 - lives as long as the app
+
+
+class BrokerWithoutRenders(Broker):
+    """Sends everything but renders: for tests that create thousands of jobs, whose first-chart
+    renders would otherwise queue up for the live service's render workers that later tests
+    share. Create answers the same either way."""
+
+    def send(self, task_name: str, args: tuple, queue: str, countdown: float = 0.0) -> None:
+        if queue != RENDER_QUEUE:
+            super().send(task_name, args, queue, countdown)
+
+
+@pytest.fixture(scope="session")
+def client_without_renders(settings, store) -> falcon.testing.TestClient:
+    pipeline = Pipeline(store, BrokerWithoutRenders(store.redis), settings)
+    return falcon.testing.TestClient(create_app(settings, store, pipeline, log_stream=quiet_log()))
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.params import MAX_BATCH, MAX_NUMBER
-from tasks.ingest import drain_task
+from tasks.pipeline import Pipeline
+from tasks.settings import Settings
 from tasks.store import (
     EXPIRY,
     INBOX,
@@ -29,6 +30,7 @@ from tasks.store import (
     job_tag,
 )
 from tasks.store import _keys as store_keys
+from tests.conftest import BrokerWithoutRenders
 from tests.harness import wait_until
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -60,13 +62,9 @@ def hypothesis_settings(examples: int) -> settings:
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def no_chart_renders():
-    """Hundreds of created jobs would queue hundreds of first-chart renders for the live
-    service's render workers, which later tests share. Create answers the same either way."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("api.resources.render_soon", lambda tag: None)
-        yield
+@pytest.fixture(scope="module")
+def client(client_without_renders):
+    return client_without_renders
 
 
 # --------------------------------------------------------------------------- store helpers
@@ -125,12 +123,9 @@ def reported_rows(store, jobid: str) -> list:
 
 def drain(store) -> None:
     """An ingest worker's job, done in this process: apply every accepted update."""
-    while True:
-        batch = uuid.uuid4().hex
-        entries = store.claim_inbox(batch, time.time(), 5000, drain_task())
-        if not entries:
-            return
-        store.apply_batch(batch, entries, time.time())
+    pipeline = Pipeline(store, BrokerWithoutRenders(store.redis), Settings())
+    while pipeline.drain():
+        pass
 
 
 def fresh_jobid() -> str:

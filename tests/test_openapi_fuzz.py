@@ -100,12 +100,8 @@ OPERATIONS = sorted(
 
 
 @pytest.fixture(scope="module")
-def app(client):
-    # Thousands of created jobs would otherwise queue thousands of first-chart renders, for the
-    # live service's render workers that later tests share. Create answers the same either way.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("api.resources.render_soon", lambda tag: None)
-        yield client.app
+def app(client_without_renders):
+    return client_without_renders.app
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,9 @@ def test_limit_is_off_by_default(client, jobid):
 
 def test_past_the_limit_updates_get_429_with_retry_after(settings, store, jobid):
     limited = falcon.testing.TestClient(
-        create_app(dataclasses.replace(settings, update_rate_limit=5.0), store, quiet_log())
+        create_app(
+            dataclasses.replace(settings, update_rate_limit=5.0), store, log_stream=quiet_log()
+        )
     )
     limited.simulate_get("/progress/create", params={"jobid": jobid})
     params = {"jobid": jobid, "workid": "w", "current": 1, "total": 2}

@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from tasks.store import DrainTask, StampClock, Store, Update, _keys, encode_row, job_tag
+from tasks.pipeline import StampClock
+from tasks.store import Store, Update, _keys, encode_row, job_tag
 from tests.harness import RedisServer
 
 
@@ -20,19 +21,23 @@ def store(tmp_path_factory):
     server.stop()
 
 
-DRAIN = DrainTask(queue="test:drain-queue", message=lambda: b"drain", ttl_ms=60_000)
+DRAIN_TTL_MS = 60_000
 
 
 def accept(store, jobid, *rows, max_workers=100_000, all_or_nothing=False):
     """Accept (workid, stamp, current) rows; return the statuses."""
     updates = [Update(jobid, w, encode_row(stamp, cur, 10, True, "")) for w, stamp, cur in rows]
-    return store.accept_updates(updates, time.time(), max_workers, DRAIN, all_or_nothing)
+    outcomes, _ = store.accept_updates(
+        updates, time.time(), max_workers, DRAIN_TTL_MS, all_or_nothing
+    )
+    return outcomes
 
 
 def claim(store):
     """Claim everything in the inbox as one batch: (batch id, entries)."""
     batch_id = uuid.uuid4().hex
-    return batch_id, store.claim_inbox(batch_id, time.time(), 10_000, DRAIN)
+    entries, _ = store.claim_inbox(batch_id, time.time(), 10_000, DRAIN_TTL_MS)
+    return batch_id, entries
 
 
 def apply(store, batch_id, entries):
@@ -72,31 +77,6 @@ def test_applying_a_batch_twice_changes_nothing(store, jobid):
     assert store.load_batch(batch_id) is None  # cleared once applied
     apply(store, batch_id, entries)  # a redelivered copy of the task
     assert store.snapshot(jobid) == applied
-
-
-def test_accept_queues_one_drain_until_it_claims(store, jobid):
-    store.redis.delete(DRAIN.queue, "progress:inbox:drain")
-    store.create_job(jobid, "", 60, time.time(), "inc1")
-    for i in range(5):
-        accept(store, jobid, (f"w{i}", i + 1, 1.0))
-    assert store.redis.llen(DRAIN.queue) == 1  # five accepts, one drain message
-    _, entries = claim(store)
-    assert len(entries) == 5
-    assert store.redis.exists("progress:inbox:drain") == 0  # inbox empty: the next accept queues
-    accept(store, jobid, ("w9", 99, 1.0))
-    assert store.redis.llen(DRAIN.queue) == 2
-
-
-def test_claim_queues_the_next_drain_when_more_is_waiting(store, jobid):
-    store.redis.delete(DRAIN.queue, "progress:inbox:drain")
-    store.create_job(jobid, "", 60, time.time(), "inc1")
-    accept(store, jobid, *[(f"w{i}", i + 1, 1.0) for i in range(30)])
-    entries = store.claim_inbox("b1", time.time(), 10, DRAIN)
-    assert len(entries) == 10
-    assert store.redis.llen(DRAIN.queue) == 2  # the accept's drain, and the next one
-    store.apply_batch("b1", entries, time.time())
-    apply(store, *claim(store))
-    assert len(currents(store, jobid)) == 30
 
 
 def test_updates_accepted_before_a_recreate_never_reach_the_new_job(store, jobid):

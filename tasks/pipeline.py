@@ -1,0 +1,229 @@
+"""The update pipeline: every step an update takes from /progress/update to the PNG, and every
+decision on the way, in one place.
+
+  1. accept      web: `Pipeline.accept` stamps each report and runs tasks/lua/accept.lua, which
+                 checks the job and appends the update to the inbox list; if it took the drain
+                 flag, `ensure_drain` queues a drain before the web answers 202.
+  2. drain       ingest: `Pipeline.drain` claims a batch from the inbox (tasks/lua/claim.lua
+                 records it until applied) and, if more is waiting, queues the next drain.
+  3. apply       ingest: `Store.apply_batch` runs tasks/lua/apply.lua per job (newest stamp
+                 wins); a change records a render as due, in the same script.
+  4. render due  `request_render(tag, not_before)` sends the render task, at most one per
+                 render interval per job (`render_not_before`).
+  5. render      render: `Pipeline.render` reads a snapshot (tasks/lua/begin_render.lua), draws
+                 it with the renderer, stores PNG and ETag (tasks/lua/finish_render.lua).
+  6. chart       web: /progress/render reads the stored PNG (`Store.chart`).
+Beat's `sweep` re-sends what a killed process left (claimed batches, renders due, a lost drain)
+and wakes charts that change with time alone (stale workers); `expire` deletes old jobs.
+
+Work is recorded in Redis by the same script that makes it due, and the message that asks a
+worker to do it is sent after: a message lost with a killed process is re-sent by the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from domain.model import AcceptOutcome, JobSnapshot, chart_etag
+from tasks.broker import Broker
+from tasks.settings import Settings
+from tasks.store import AppliedBatch, Store, Update, encode_row
+
+INGEST_QUEUE = "ingest"
+RENDER_QUEUE = "render"
+# Tasks by name (tasks/ingest.py, render.py, maintenance.py, notify.py define them).
+DRAIN = "tasks.ingest.drain"
+APPLY_BATCH = "tasks.ingest.apply_batch"
+RENDER = "tasks.render.render_job"
+RENDER_HEARTBEAT = "tasks.render.heartbeat"
+NOTIFY = "tasks.notify.notify_finished"
+
+BATCH_LIMIT = 5000
+# A drain waits this long before it claims, so that under load a batch holds tens of updates
+# rather than a handful: a task's fixed cost is paid per batch. Small next to the render interval.
+GATHER_SECONDS = 0.01
+
+log = logging.getLogger("progress.pipeline")
+Draw = Callable[..., bytes]  # renderer.chart.render_png
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """A validated /progress/update request."""
+
+    jobid: str
+    workid: str
+    current: float
+    total: float
+    ok: bool
+    desc: str
+    secret: str = ""
+
+
+class StampClock:
+    """Strictly increasing microsecond timestamps: the order in which this process accepted
+    updates, which is the order in which they must win."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            self._last = max(time.time_ns() // 1000, self._last + 1)
+            return self._last
+
+
+class Pipeline:
+    def __init__(self, store: Store, broker: Broker, settings: Settings) -> None:
+        self.store = store
+        self.broker = broker
+        self.settings = settings
+        self._stamp = StampClock()
+        self._drain_ttl_ms = int(settings.redeliver_after * 1000)
+
+    # -- 1. accept (web) ----------------------------------------------------------------------
+    def accept(
+        self, reports: list[WorkerReport], all_or_nothing: bool = False
+    ) -> list[AcceptOutcome]:
+        """Per report an AcceptOutcome, in order, in one round trip. Accepted reports are in
+        Redis with a drain on its way when this returns. Stamps are taken here, in the order
+        reports arrive, so a later report always wins."""
+        updates = [
+            Update(
+                r.jobid,
+                r.workid,
+                encode_row(self._stamp(), r.current, r.total, r.ok, r.desc),
+                r.secret,
+            )
+            for r in reports
+        ]
+        outcomes, drain_due = self.store.accept_updates(
+            updates,
+            time.time(),
+            self.settings.max_workers_per_job,
+            self._drain_ttl_ms,
+            all_or_nothing,
+        )
+        if drain_due:
+            self.ensure_drain()
+        return [AcceptOutcome(o) for o in outcomes]
+
+    def create_job(
+        self, jobid: str, desc: str, maxage: int, secret: str = "", notify: str = ""
+    ) -> tuple[str, float] | None:
+        """(Re)create a job and ask for its first chart. Returns (incarnation, created), or
+        None if the job exists with a secret that `secret` is not."""
+        incarnation, now = secrets.token_hex(8), time.time()
+        tag = self.store.create_job(jobid, desc, maxage, now, incarnation, secret, notify)
+        if tag is None:
+            return None
+        self.request_render(tag, not_before=now)
+        return incarnation, now
+
+    def ensure_drain(self) -> None:
+        """Queue a drain. Called only by whoever took the drain flag, so at most one drain is
+        queued at a time; the flag expires, so one lost here is queued again later."""
+        self.broker.send(DRAIN, (), INGEST_QUEUE)
+
+    # -- 2, 3. drain and apply (ingest) -------------------------------------------------------
+    def drain(self) -> int:
+        time.sleep(GATHER_SECONDS)
+        batch_id = uuid.uuid4().hex
+        entries, drain_due = self.store.claim_inbox(
+            batch_id, time.time(), BATCH_LIMIT, self._drain_ttl_ms
+        )
+        if drain_due:
+            self.ensure_drain()  # before applying, so other ingest processes start now
+        if entries:
+            self._after_apply(self.store.apply_batch(batch_id, entries, time.time()))
+        return len(entries)
+
+    def apply_lost_batch(self, batch_id: str) -> int:
+        """Apply a claimed batch whose drain was lost with a killed worker (sent by the sweep).
+        A batch already applied has no record left: nothing to do."""
+        entries = self.store.load_batch(batch_id)
+        if entries is None:
+            return 0
+        self._after_apply(self.store.apply_batch(batch_id, entries, time.time()))
+        return len(entries)
+
+    def _after_apply(self, applied: AppliedBatch) -> None:
+        self.store.observe("apply", time.time() - applied.oldest_accepted)
+        for tag, last_render_started in applied.renders_due.items():
+            self.request_render(tag, self.render_not_before(last_render_started))
+        for tag, state, url in applied.finished:
+            if url:
+                self.broker.send(NOTIFY, (tag, state, url), RENDER_QUEUE)
+
+    # -- 4, 5. render due, render (render) ----------------------------------------------------
+    def render_not_before(self, last_render_started: float) -> float:
+        """A job is drawn at most once per render interval: coalescing, with the last update
+        always drawn."""
+        return last_render_started + self.settings.render_interval
+
+    def request_render(self, tag: str, not_before: float) -> None:
+        """Send the render of a job whose render the caller has recorded as due (renders due in
+        Redis, written by the script that found it due), to start no sooner than not_before."""
+        countdown = max(0.0, not_before - time.time())
+        self.broker.send(RENDER, (tag,), RENDER_QUEUE, countdown)
+
+    def render(self, tag: str, draw: Draw) -> None:
+        """Draw a job's chart with `draw` and store it. Safe to repeat: an unchanged job is not
+        drawn again."""
+        stale_after = self.settings.stale_after
+        now = time.time()
+        start = self.store.begin_render(tag, now)
+        if start is None:
+            return  # expired meanwhile
+        snapshot = start.snapshot
+        stale = sum(w.is_stale(now, stale_after) for w in snapshot.workers)
+        png, etag = None, ""
+        if (start.chart_version, start.chart_stale) != (snapshot.version, stale):
+            started = time.perf_counter()
+            png = draw(snapshot, now=now, stale_after=stale_after)
+            self.store.observe("render", time.perf_counter() - started)
+            etag = chart_etag(snapshot.incarnation, snapshot.version, png)
+        redraw_at = next_stale_time(snapshot, now, stale_after)
+        if self.store.finish_render(tag, snapshot, stale, etag, png, redraw_at):
+            self.request_render(tag, self.render_not_before(now))  # changed while drawn
+
+    # -- beat ---------------------------------------------------------------------------------
+    def sweep(self) -> dict[str, int]:
+        """Re-send work lost with a killed process or a lost message: batches claimed but not
+        applied, and renders due but not finished, for longer than redeliver_after; a drain if
+        the inbox holds updates and none is queued. Every task is idempotent, so a slow original
+        finishing later does no harm. Also start the renders of jobs in which a worker has
+        turned stale since their last chart, and make the workers check in for /healthz."""
+        now = time.time()
+        self.store.heartbeat("ingest", now)  # the sweep runs on the ingest queue
+        self.broker.send(RENDER_HEARTBEAT, (), RENDER_QUEUE)
+        if self.store.take_drain_flag(now, self._drain_ttl_ms):
+            self.ensure_drain()
+        cutoff = now - self.settings.redeliver_after
+        batches = self.store.claim_overdue_batches(cutoff, now)
+        for batch_id in batches:
+            self.broker.send(APPLY_BATCH, (batch_id,), INGEST_QUEUE)
+        renders = self.store.claim_overdue_renders(cutoff, now) + self.store.wake_redraws(now)
+        for tag in renders:
+            self.request_render(tag, not_before=now)
+        return {"batches": len(batches), "renders": len(renders)}
+
+    def expire(self) -> int:
+        return self.store.expire_jobs(time.time())
+
+
+def next_stale_time(snapshot: JobSnapshot, now: float, stale_after: float) -> float | None:
+    """When the next running worker turns stale if it stays silent: the chart changes then."""
+    times = [
+        w.updated + stale_after
+        for w in snapshot.workers
+        if w.ok and w.current < w.total and not w.is_stale(now, stale_after)
+    ]
+    return min(times) + 0.5 if times else None
