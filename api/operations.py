@@ -11,7 +11,7 @@ from collections import Counter
 
 import falcon
 
-from tasks.celery_app import INGEST_QUEUE, RENDER_QUEUE
+from tasks.pipeline import INGEST_QUEUE, RENDER_QUEUE
 from tasks.settings import Settings
 from tasks.store import LATENCY_BUCKETS, Store
 

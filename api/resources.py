@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import secrets
 import time
 from urllib.parse import urlencode
 
@@ -23,7 +22,7 @@ from api.params import (
 )
 from api.ratelimit import RateLimiter
 from domain.model import AcceptOutcome, JobSnapshot, WorkerState, summarize, worker_state
-from tasks.enqueue import UpdateQueue, WorkerReport, render_soon
+from tasks.pipeline import Pipeline, WorkerReport
 from tasks.settings import Settings
 from tasks.store import Store
 
@@ -77,6 +76,10 @@ class Resource:
 
 
 class Create(Resource):
+    def __init__(self, store: Store, settings: Settings, pipeline: Pipeline) -> None:
+        super().__init__(store, settings)
+        self.pipeline = pipeline
+
     def handle(self, req, resp, params):
         s = self.settings
         jobid = self.jobid(params)
@@ -84,12 +87,10 @@ class Create(Resource):
         maxage = number(params, "maxage", default=s.default_maxage, minimum=1, maximum=s.max_maxage)
         secret = text(params, "secret", s.max_id_length)
         notify = notify_url(params, s)
-        incarnation = secrets.token_hex(8)
-        now = time.time()
-        tag = self.store.create_job(jobid, desc, int(maxage), now, incarnation, secret, notify)
-        if tag is None:
+        created = self.pipeline.create_job(jobid, desc, int(maxage), secret, notify)
+        if created is None:
             raise WrongSecret(jobid)
-        render_soon(tag)
+        incarnation, now = created
         self._wait_for_first_chart(jobid, incarnation)
         resp.media = {
             "jobid": jobid,
@@ -113,9 +114,9 @@ class Update(Resource):
     """One worker's state from a query or form; or, as a POST of a JSON array of such objects,
     many at once (all accepted, or none)."""
 
-    def __init__(self, store: Store, settings: Settings, queue: UpdateQueue) -> None:
+    def __init__(self, store: Store, settings: Settings, pipeline: Pipeline) -> None:
         super().__init__(store, settings)
-        self.queue = queue
+        self.pipeline = pipeline
         self.limiter = RateLimiter(settings.update_rate_limit)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -152,7 +153,7 @@ class Update(Resource):
             _for_item(i, len(params_list), self.report, params)
             for i, params in enumerate(params_list)
         ]
-        statuses = self.queue.accept(reports, all_or_nothing)
+        statuses = self.pipeline.accept(reports, all_or_nothing)
         for report, status in zip(reports, statuses):
             if status == AcceptOutcome.UNKNOWN_JOB:
                 raise JobNotFound(report.jobid)
