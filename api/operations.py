@@ -8,8 +8,16 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import falcon
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from tasks.pipeline import INGEST_QUEUE, RENDER_QUEUE
 from tasks.settings import Settings
@@ -155,58 +163,64 @@ def missing_processes(seen: dict[str, float | None], sweep_every: float) -> list
     return [role for role in ("ingest", "render") if absent(role)]
 
 
-class Metrics:
-    """Service-wide figures, the same from every web process (counts lag by up to a second)."""
+class ServiceMetrics:
+    """A prometheus_client collector: the store's service-wide figures, read on every scrape.
+
+    Errors reading Redis are left to propagate, so that /metrics answers 503 like the rest."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    def collect(self) -> Iterator[Metric]:
         stats = self.store.operational_stats([INGEST_QUEUE, RENDER_QUEUE])
-        lines = [
-            "# HELP progress_updates_accepted_total Updates accepted.",
-            "# TYPE progress_updates_accepted_total counter",
-            f"progress_updates_accepted_total {int(stats.get('updates:accepted', 0))}",
-            "# HELP progress_updates_rejected_total Updates refused, by reason.",
-            "# TYPE progress_updates_rejected_total counter",
-        ]
+        yield CounterMetricFamily(
+            "progress_updates_accepted_total", "Updates accepted.", stats.get("updates:accepted", 0)
+        )
+        rejected = CounterMetricFamily(
+            "progress_updates_rejected_total", "Updates refused, by reason.", labels=["reason"]
+        )
         for reason in sorted(set(REJECTION_REASONS.values()) | {"other"}):
-            count = int(stats.get(f"updates:{reason}", 0))
-            lines.append(f'progress_updates_rejected_total{{reason="{reason}"}} {count}')
-        lines += [
-            "# HELP progress_queue_depth Work waiting, by queue.",
-            "# TYPE progress_queue_depth gauge",
-        ]
+            rejected.add_metric([reason], stats.get(f"updates:{reason}", 0))
+        yield rejected
+        depth = GaugeMetricFamily(
+            "progress_queue_depth", "Work waiting, by queue.", labels=["queue"]
+        )
         for name in (INGEST_QUEUE, RENDER_QUEUE, "inbox", "claimed_batches", "renders_due"):
-            lines.append(f'progress_queue_depth{{queue="{name}"}} {int(stats[f"queue:{name}"])}')
-        lines += _gauge("progress_jobs", "Jobs stored.", stats.get("jobs", 0))
-        lines += _gauge("progress_workers", "Worker rows stored.", stats.get("workers", 0))
-        lines += [
-            "# HELP progress_jobs_expired_total Jobs deleted after their maxage.",
-            "# TYPE progress_jobs_expired_total counter",
-            f"progress_jobs_expired_total {int(stats.get('expired_jobs', 0))}",
-        ]
-        lines += _histogram(
+            depth.add_metric([name], stats[f"queue:{name}"])
+        yield depth
+        yield GaugeMetricFamily("progress_jobs", "Jobs stored.", stats.get("jobs", 0))
+        yield GaugeMetricFamily("progress_workers", "Worker rows stored.", stats.get("workers", 0))
+        yield CounterMetricFamily(
+            "progress_jobs_expired_total",
+            "Jobs deleted after their maxage.",
+            stats.get("expired_jobs", 0),
+        )
+        yield _histogram(
             "progress_apply_latency_seconds",
             "From accepting an update to applying it, per batch (its oldest update).",
             "apply",
             stats,
         )
-        lines += _histogram("progress_render_seconds", "Time to draw one chart.", "render", stats)
-        resp.content_type = "text/plain; version=0.0.4"
-        resp.text = "\n".join(lines) + "\n"
+        yield _histogram("progress_render_seconds", "Time to draw one chart.", "render", stats)
 
 
-def _gauge(name: str, help_text: str, value: float) -> list[str]:
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {int(value)}"]
-
-
-def _histogram(name: str, help_text: str, field: str, stats: dict[str, float]) -> list[str]:
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-    cumulative = 0
+def _histogram(name: str, help_text: str, field: str, stats: dict[str, float]) -> Metric:
+    """The store keeps a count per bucket; Prometheus wants them cumulative (+Inf: the count)."""
+    buckets, cumulative = [], 0.0
     for bucket in (*LATENCY_BUCKETS, "+Inf"):
-        cumulative += int(stats.get(f"{field}:le:{bucket}", 0))
-        lines.append(f'{name}_bucket{{le="{bucket}"}} {cumulative}')
-    lines.append(f"{name}_sum {stats.get(f'{field}:sum', 0.0)}")
-    lines.append(f"{name}_count {int(stats.get(f'{field}:count', 0))}")
-    return lines
+        cumulative += stats.get(f"{field}:le:{bucket}", 0)
+        buckets.append((str(bucket), cumulative))
+    return HistogramMetricFamily(name, help_text, buckets, stats.get(f"{field}:sum", 0.0))
+
+
+class Metrics:
+    """Service-wide figures, the same from every web process (counts lag by up to a second)."""
+
+    def __init__(self, store: Store) -> None:
+        # A registry of its own: the default one would add this process' own figures.
+        self.registry = CollectorRegistry()
+        self.registry.register(ServiceMetrics(store))
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.data = generate_latest(self.registry)
+        resp.content_type = CONTENT_TYPE_LATEST

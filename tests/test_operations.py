@@ -78,7 +78,7 @@ def test_metrics_count_updates_and_expose_queues(quiet_service, jobid):
     invalid = 'progress_updates_rejected_total{reason="invalid"}'
 
     before = wait_until(
-        lambda: (m := metrics())[accepted] == "3" and m[invalid] == "1" and m,
+        lambda: float((m := metrics())[accepted]) == 3 and float(m[invalid]) == 1 and m,
         10,
         what="the first updates to be counted (counts reach Redis within a second)",
     )
