@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import falcon
 import redis
 
@@ -9,8 +11,9 @@ from api import operations, pages, resources
 from tasks.pipeline import Pipeline
 from tasks.runtime import build_pipeline, connect
 from tasks.settings import Settings
-from tasks.store import Store
+from tasks.store import Store, write_refusal
 
+log = logging.getLogger("progress.web")
 BACKEND_ERRORS = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -53,6 +56,7 @@ def create_app(
     app.add_error_handler(resources.JobNotFound, _job_not_found)
     app.add_error_handler(resources.WrongSecret, _wrong_secret)
     app.add_error_handler(BACKEND_ERRORS, _backend_unavailable)
+    app.add_error_handler(redis.exceptions.ResponseError, _backend_refuses)
     return app
 
 
@@ -73,4 +77,17 @@ def _wrong_secret(req, resp, exc: resources.WrongSecret, params) -> None:
 def _backend_unavailable(req, resp, exc, params) -> None:
     raise falcon.HTTPServiceUnavailable(
         description="the progress store is unreachable; try again shortly", retry_after=2
+    )
+
+
+def _backend_refuses(req, resp, exc: redis.exceptions.ResponseError, params) -> None:
+    """Redis answered but refused (out of memory, read-only, cannot persist): an outage, 503.
+    Any other error reply is a bug, and stays a 500."""
+    reason = write_refusal(exc)
+    if reason is None:  # logged by path alone: the query may hold a secret
+        log.error("event=unexpected_redis_error path=%s", req.path, exc_info=exc)
+        raise falcon.HTTPInternalServerError()
+    raise falcon.HTTPServiceUnavailable(
+        description=f"the progress store refuses writes ({reason}); try again shortly",
+        retry_after=5,
     )

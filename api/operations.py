@@ -125,7 +125,9 @@ class Health:
         }
         missing = missing_processes(seen, self.settings.sweep_every)
         allowed = heartbeat_allowance(self.settings.sweep_every)
-        reasons = [
+        refusal = self.store.write_refusal(now)
+        reasons = [] if refusal is None else [f"redis refuses writes: {refusal}"]
+        reasons += [
             f"beat has not sent its sweep in the last {allowed:g} s (is the beat process running?)"
             if role == "beat"
             else f"no {role} worker has consumed a task in the last {allowed:g} s "
@@ -133,14 +135,14 @@ class Health:
             for role in missing
         ]
         resp.media = {
-            "status": "unavailable" if missing else "ok",
+            "status": "unavailable" if reasons else "ok",
             "missing": missing,
             "reasons": reasons,
-            "redis": "ok",
+            "redis": "ok" if refusal is None else "refuses writes",
             "seconds_since_seen": seen,
             "pending_updates": stats["queue:inbox"],
         }
-        resp.status = falcon.HTTP_503 if missing else falcon.HTTP_200
+        resp.status = falcon.HTTP_503 if reasons else falcon.HTTP_200
 
 
 def heartbeat_allowance(sweep_every: float) -> float:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -66,26 +65,11 @@ class WorkerReport:
     secret: str = ""
 
 
-class StampClock:
-    """Strictly increasing microsecond timestamps: the order in which this process accepted
-    updates, which is the order in which they must win."""
-
-    def __init__(self) -> None:
-        self._last = 0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> int:
-        with self._lock:
-            self._last = max(time.time_ns() // 1000, self._last + 1)
-            return self._last
-
-
 class Pipeline:
     def __init__(self, store: Store, broker: Broker, settings: Settings) -> None:
         self.store = store
         self.broker = broker
         self.settings = settings
-        self._stamp = StampClock()
         self._drain_ttl_ms = int(settings.redeliver_after * 1000)
 
     # -- 1. accept (web) ----------------------------------------------------------------------
@@ -93,15 +77,10 @@ class Pipeline:
         self, reports: list[WorkerReport], all_or_nothing: bool = False
     ) -> list[AcceptOutcome]:
         """Per report an AcceptOutcome, in order, in one round trip. Accepted reports are in
-        Redis with a drain on its way when this returns. Stamps are taken here, in the order
-        reports arrive, so a later report always wins."""
+        Redis with a drain on its way when this returns, stamped there in the order they
+        arrive, so a later report always wins."""
         updates = [
-            Update(
-                r.jobid,
-                r.workid,
-                encode_row(self._stamp(), r.current, r.total, r.ok, r.desc),
-                r.secret,
-            )
+            Update(r.jobid, r.workid, encode_row(r.current, r.total, r.ok, r.desc), r.secret)
             for r in reports
         ]
         outcomes, drain_due = self.store.accept_updates(

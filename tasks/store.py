@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis import Redis
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from domain.model import STORED_LETTER, JobSnapshot, WorkerRow, natural_key, reported_state
 
@@ -44,8 +45,11 @@ BATCHES_DUE = "progress:batches:due"
 RENDER_DUE = "progress:render:due"
 RENDER_LATER = "progress:render:later"
 STATS = "progress:stats"
+LAST_STAMP = "progress:stamp"
+FULL = 0.95  # of maxmemory: writes large enough to matter start to be refused
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STAMP_DIGITS = 17  # microseconds since 1970, zero-padded, so rows compare as strings
+
 
 @functools.lru_cache(maxsize=4096)
 def job_tag(jobid: str) -> str:
@@ -82,15 +86,16 @@ def lua_source(name: str) -> str:
     return _INCLUDE.sub(lambda m: (LUA_DIR / "includes" / f"{m[1]}.lua").read_text(), source)
 
 
-def encode_row(stamp: int, current: float, total: float, ok: bool, desc: str) -> str:
-    """A worker row: its stamp, a state letter (r running, d done, f failed) that the apply
-    script counts without parsing JSON, then the values."""
+def encode_row(current: float, total: float, ok: bool, desc: str) -> str:
+    """A worker row, less the stamp the accept script puts in front of it: a state letter
+    (r running, d done, f failed) that the apply script counts without parsing JSON, then the
+    values."""
     state = STORED_LETTER[reported_state(ok, current, total)]
     # The JSON of [current, total, ok, desc], written out: the numbers are finite (validated), so
     # their repr is JSON, and json.dumps for the whole row would cost a third of an update.
     text = json.dumps(desc, ensure_ascii=False) if desc else '""'
     flag = "true" if ok else "false"
-    return f"{stamp:0{STAMP_DIGITS}d}{state}[{float(current)!r},{float(total)!r},{flag},{text}]"
+    return f"{state}[{float(current)!r},{float(total)!r},{flag},{text}]"
 
 
 def decode_row(workid: str, row: str) -> WorkerRow:
@@ -104,7 +109,7 @@ class Update:
 
     jobid: str
     workid: str
-    row: str  # encode_row(...)
+    row: str  # encode_row(...), stamped when accepted
     secret: str = ""
 
 
@@ -224,7 +229,7 @@ class Store:
     ) -> tuple[list[int], bool]:
         """Append updates to the inbox, durably. Returns per update an AcceptOutcome, and
         whether a drain must be queued now (this call took the drain flag)."""
-        keys: list[str] = [INBOX, DRAIN_FLAG]
+        keys: list[str] = [INBOX, DRAIN_FLAG, LAST_STAMP]
         job_index: dict[str, int] = {}
         args: list = [repr(now), max_workers, drain_ttl_ms, int(all_or_nothing)]
         for u in updates:
@@ -256,8 +261,8 @@ class Store:
         return json.loads(record) if record else None
 
     def apply_batch(self, batch_id: str, entries: list[str], now: float) -> AppliedBatch:
-        """Apply a claimed batch and clear its record. Safe to repeat: a row only replaces an
-        older one."""
+        """Apply a claimed batch and clear its record, in one atomic step. Safe to repeat: a
+        row only replaces an older one."""
         per_job: dict[tuple[str, str], list[str]] = defaultdict(list)
         oldest = None
         for entry in entries:
@@ -265,16 +270,12 @@ class Store:
             per_job[(tag, incarnation)] += [workid, row]
             stamp = row[:STAMP_DIGITS]
             oldest = stamp if oldest is None or stamp < oldest else oldest
-        with self.redis.pipeline(transaction=False) as pipe:
-            for (tag, incarnation), pairs in per_job.items():
-                meta_key, workers_key, _ = _keys(tag)
-                self._apply(
-                    keys=[meta_key, workers_key, RENDER_DUE, STATS],
-                    args=[incarnation, repr(now), tag, *pairs],
-                    client=pipe,
-                )
-            pipe.hdel(BATCHES, batch_id).zrem(BATCHES_DUE, batch_id)
-            results = pipe.execute()
+        keys: list[str] = [BATCHES, BATCHES_DUE, RENDER_DUE, STATS]
+        args: list = [batch_id, repr(now)]
+        for (tag, incarnation), pairs in per_job.items():
+            keys += _keys(tag)[:2]
+            args += [tag, incarnation, len(pairs) // 2, *pairs]
+        results = self._apply(keys=keys, args=args)
         applied = AppliedBatch(oldest_accepted=int(oldest) / 1e6)
         for (tag, _), (_, scheduled, rendered_at, finished, notify) in zip(per_job, results):
             if scheduled:
@@ -367,6 +368,21 @@ class Store:
                 pipe.hincrby(STATS, name, n)
             pipe.execute()
 
+    def write_refusal(self, now: float) -> str | None:
+        """Why Redis refuses writes now, or is about to (None: it takes them)."""
+        try:
+            self.redis.hset(STATS, "write_probe", repr(now))
+        except ResponseError as exc:
+            reason = write_refusal(exc)
+            if reason is None:
+                raise
+            return reason
+        memory = self.redis.info("memory")
+        limit, used = memory.get("maxmemory", 0), memory.get("used_memory", 0)
+        if limit and used >= FULL * limit:
+            return f"Redis is nearly out of memory ({used / limit:.0%} of maxmemory)"
+        return None
+
     def heartbeat(self, role: str, now: float) -> None:
         self.redis.hset(STATS, f"heartbeat:{role}", repr(now))
 
@@ -410,6 +426,28 @@ def _snapshot(meta: dict[bytes, bytes], workers: dict[bytes, bytes]) -> JobSnaps
         version=int(meta[b"version"]),
         workers=tuple(rows),
     )
+
+
+# Why Redis refuses a write, by the error code it answers with (also inside a script's error).
+_REFUSALS = {
+    "OOM": "Redis is out of memory (maxmemory)",
+    "READONLY": "Redis is a read-only replica",
+    "MISCONF": "Redis cannot persist to disk and refuses writes",
+    "LOADING": "Redis is loading its data",
+}
+
+
+def write_refusal(exc: ResponseError) -> str | None:
+    """Why Redis refused a write, if `exc` is such a refusal (an outage, not a bug)."""
+    if isinstance(exc, OutOfMemoryError):
+        return _REFUSALS["OOM"]
+    if isinstance(exc, ReadOnlyError):
+        return _REFUSALS["READONLY"]
+    text = str(exc)  # other codes, and errors raised inside a script, keep the code in the text
+    for code, reason in _REFUSALS.items():
+        if text.startswith(code) or f"-{code} " in text or f": {code} " in text:
+            return reason
+    return None
 
 
 def _registered_script(redis: Redis, name: str):

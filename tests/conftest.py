@@ -72,6 +72,20 @@ class BrokerWithoutRenders(Broker):
             super().send(task_name, args, queue, countdown)
 
 
+class RecordingBroker(Broker):
+    """Records what it is asked to send instead of sending it: for tests of the pipeline's
+    decisions, run in the test's own process."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple, str, float]] = []
+
+    def send(self, task_name: str, args: tuple, queue: str, countdown: float = 0.0) -> None:
+        self.sent.append((task_name, args, queue, countdown))
+
+    def named(self, task_name: str) -> list[tuple]:
+        return [args for name, args, _, _ in self.sent if name == task_name]
+
+
 @pytest.fixture(scope="session")
 def client_without_renders(settings, store) -> falcon.testing.TestClient:
     pipeline = Pipeline(store, BrokerWithoutRenders(store.redis), settings)

@@ -25,6 +25,7 @@ from tasks.store import (
     INBOX,
     RECENT,
     RENDER_DUE,
+    STAMP_DIGITS,
     decode_row,
     encode_row,
     job_tag,
@@ -81,7 +82,12 @@ def quiet_job(store, jobid: str, desc: str = "", workers: int = 0, age: float = 
         stamp = time.time_ns() // 1000
         entries = [
             "\n".join(
-                (tag, incarnation, f"w{i}", encode_row(stamp + i, i, workers, True, f"part {i}"))
+                (
+                    tag,
+                    incarnation,
+                    f"w{i}",
+                    f"{stamp + i:0{STAMP_DIGITS}d}" + encode_row(i, workers, True, f"part {i}"),
+                )
             )
             for i in range(workers)
         ]

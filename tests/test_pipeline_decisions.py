@@ -10,22 +10,11 @@ import time
 import pytest
 
 from domain.model import AcceptOutcome
-from tasks.broker import Broker
 from tasks.pipeline import APPLY_BATCH, DRAIN, RENDER, Pipeline, WorkerReport
 from tasks.settings import Settings
 from tasks.store import Store, job_tag
+from tests.conftest import RecordingBroker
 from tests.harness import RedisServer
-
-
-class RecordingBroker(Broker):
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, tuple, str, float]] = []
-
-    def send(self, task_name: str, args: tuple, queue: str, countdown: float = 0.0) -> None:
-        self.sent.append((task_name, args, queue, countdown))
-
-    def named(self, task_name: str) -> list[tuple]:
-        return [args for name, args, _, _ in self.sent if name == task_name]
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +146,19 @@ def test_a_worker_turning_stale_wakes_a_redraw(pipeline):
     time.sleep(1.0)  # stale_after, and the half second the redraw time allows
     pipeline.sweep()
     assert pipeline.broker.named(RENDER) == [(tag,)]
+
+
+def test_order_does_not_follow_the_web_hosts_clocks(pipeline, monkeypatch):
+    """Two web hosts, the second's clock an hour behind (or stepped back): the update it
+    accepts later still wins, because the order is taken in Redis."""
+    other_host = Pipeline(pipeline.store, pipeline.broker, pipeline.settings)
+    pipeline.create_job("j", "", 60)
+    pipeline.accept([report("j", "w", current=1)])
+    behind = time.time_ns() - 3600 * 10**9
+    monkeypatch.setattr(time, "time_ns", lambda: behind)
+    monkeypatch.setattr(time, "time", lambda: behind / 1e9)
+    other_host.accept([report("j", "w", current=2)])
+    monkeypatch.undo()
+    while pipeline.drain():
+        pass
+    assert [w.current for w in pipeline.store.snapshot("j").workers] == [2]

@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 
-from tasks.pipeline import StampClock
 from tasks.store import Store, Update, _keys, encode_row, job_tag
 from tests.harness import RedisServer
 
@@ -25,8 +24,8 @@ DRAIN_TTL_MS = 60_000
 
 
 def accept(store, jobid, *rows, max_workers=100_000, all_or_nothing=False):
-    """Accept (workid, stamp, current) rows; return the statuses."""
-    updates = [Update(jobid, w, encode_row(stamp, cur, 10, True, "")) for w, stamp, cur in rows]
+    """Accept (workid, current) rows, in this order; return the outcomes."""
+    updates = [Update(jobid, w, encode_row(cur, 10, True, "")) for w, cur in rows]
     outcomes, _ = store.accept_updates(
         updates, time.time(), max_workers, DRAIN_TTL_MS, all_or_nothing
     )
@@ -50,25 +49,26 @@ def currents(store, jobid):
 
 def test_newer_update_wins_whatever_the_order_of_apply(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "inc1")
-    accept(store, jobid, ("w", 1000, 1.0))
+    accept(store, jobid, ("w", 1.0))
     older = claim(store)
-    accept(store, jobid, ("w", 2000, 2.0))
+    accept(store, jobid, ("w", 2.0))
     newer = claim(store)
     apply(store, *newer)
     apply(store, *older)
     assert currents(store, jobid) == {"w": 2.0}
 
 
-def test_within_one_batch_the_newest_row_wins(store, jobid):
+def test_within_one_batch_the_last_accepted_row_wins(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "inc1")
-    accept(store, jobid, ("w", 3000, 3.0), ("w", 1000, 1.0), ("v", 5, 5.0))
+    accept(store, jobid, ("w", 3.0), ("v", 5.0))
+    accept(store, jobid, ("w", 1.0))
     apply(store, *claim(store))
-    assert currents(store, jobid) == {"w": 3.0, "v": 5.0}
+    assert currents(store, jobid) == {"w": 1.0, "v": 5.0}
 
 
 def test_applying_a_batch_twice_changes_nothing(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "inc1")
-    accept(store, jobid, ("w", 1000, 1.0))
+    accept(store, jobid, ("w", 1.0))
     batch_id, entries = claim(store)
     assert store.load_batch(batch_id) == entries  # claimed: recorded until applied
     apply(store, batch_id, entries)
@@ -81,32 +81,30 @@ def test_applying_a_batch_twice_changes_nothing(store, jobid):
 
 def test_updates_accepted_before_a_recreate_never_reach_the_new_job(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "first")
-    assert accept(store, jobid, ("old", 1000, 1.0)) == [1]
+    assert accept(store, jobid, ("old", 1.0)) == [1]
     queued = claim(store)
     store.create_job(jobid, "", 60, time.time(), "second")
-    accept(store, jobid, ("new", 2000, 2.0))
+    accept(store, jobid, ("new", 2.0))
     apply(store, *claim(store))
     apply(store, *queued)
     assert currents(store, jobid) == {"new": 2.0}
 
 
 def test_unknown_job_and_worker_limit_statuses(store, jobid):
-    assert accept(store, jobid, ("w", 1, 1.0)) == [0]
+    assert accept(store, jobid, ("w", 1.0)) == [0]
     store.create_job(jobid, "", 60, time.time(), "inc")
-    assert accept(store, jobid, ("a", 1, 1.0), ("b", 2, 1.0), max_workers=1) == [1, 1]
+    assert accept(store, jobid, ("a", 1.0), ("b", 1.0), max_workers=1) == [1, 1]
     apply(store, *claim(store))  # the limit counts stored workers; both were new to an empty job
-    assert accept(store, jobid, ("a", 3, 2.0), ("c", 4, 1.0), max_workers=2) == [1, 2]
+    assert accept(store, jobid, ("a", 2.0), ("c", 1.0), max_workers=2) == [1, 2]
     apply(store, *claim(store))
     assert currents(store, jobid) == {"a": 2.0, "b": 1.0}
 
 
 def test_all_or_nothing_refuses_the_whole_batch(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "inc")
-    statuses = accept(store, jobid, ("a", 1, 1.0), ("b", 2, 1.0), max_workers=1)
+    statuses = accept(store, jobid, ("a", 1.0), ("b", 1.0), max_workers=1)
     apply(store, *claim(store))
-    statuses = accept(
-        store, jobid, ("a", 3, 5.0), ("new", 4, 1.0), max_workers=2, all_or_nothing=True
-    )
+    statuses = accept(store, jobid, ("a", 5.0), ("new", 1.0), max_workers=2, all_or_nothing=True)
     assert statuses == [1, 2]
     assert store.redis.llen("progress:inbox") == 0
     assert currents(store, jobid) == {"a": 1.0, "b": 1.0}
@@ -124,7 +122,7 @@ def test_ids_cannot_reach_other_jobs_keys(store):
 def test_expiry_deletes_every_key_of_the_job(store, jobid):
     now = time.time()
     tag = store.create_job(jobid, "", 1, now, "inc")
-    accept(store, jobid, ("w", 1, 1.0))
+    accept(store, jobid, ("w", 1.0))
     apply(store, *claim(store))
     store.redis.hset(_keys(tag)[2], mapping={"etag": "x", "png": b"png"})
     assert store.expire_jobs(now + 0.5) == 0
@@ -132,9 +130,3 @@ def test_expiry_deletes_every_key_of_the_job(store, jobid):
     assert list(store.redis.scan_iter(match=f"progress:{{{tag}}}*")) == []
     for zset in ("progress:jobs:expiry", "progress:jobs:recent", "progress:render:due"):
         assert store.redis.zscore(zset, tag) is None
-
-
-def test_stamp_clock_strictly_increases():
-    clock = StampClock()
-    stamps = [clock() for _ in range(10_000)]
-    assert all(a < b for a, b in zip(stamps, stamps[1:]))

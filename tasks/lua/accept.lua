@@ -1,14 +1,16 @@
--- Accept updates: check each one's job (exists, secret, worker limit), append the accepted
--- ones to the inbox and take the drain flag, in one atomic step.
--- KEYS[1] inbox        KEYS[2] drain flag
--- KEYS[2j+1], KEYS[2j+2]  meta and workers of the j-th job named in ARGV (j = 1, 2, ...)
+-- Accept updates: check each one's job (exists, secret, worker limit), stamp the accepted ones
+-- and append them to the inbox, and take the drain flag, in one atomic step. The stamp (the
+-- order in which updates win) comes from Redis's clock, made strictly increasing: no web
+-- host's clock, stepped back or skewed, can let an older update overwrite a newer one.
+-- KEYS[1] inbox   KEYS[2] drain flag   KEYS[3] last stamp given
+-- KEYS[2j+2], KEYS[2j+3]  meta and workers of the j-th job named in ARGV (j = 1, 2, ...)
 -- ARGV: now, max_workers, drain_ttl_ms, all_or_nothing ('1' or '0'), then per update:
---       job index j, tag, workid, row, secret digest
+--       job index j, tag, workid, row without its stamp (tasks.store.encode_row), secret digest
 -- Returns per update an outcome (domain.model.AcceptOutcome), then 1 if a drain must be queued.
 --- @include "secret_matches"
 --- @include "take_drain_flag"
 local UNKNOWN_JOB, ACCEPTED, TOO_MANY_WORKERS, WRONG_SECRET = 0, 1, 2, 3
-local inbox, drain_flag = KEYS[1], KEYS[2]
+local inbox, drain_flag, last_stamp = KEYS[1], KEYS[2], KEYS[3]
 local now, max_workers, drain_ttl_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local all_or_nothing = ARGV[4] == '1'
 
@@ -17,7 +19,7 @@ local refused = false
 for i = 5, #ARGV, 5 do
   local j, tag, workid, row, secret = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
                                       ARGV[i + 4]
-  local meta_key, workers_key = KEYS[2 * j + 1], KEYS[2 * j + 2]
+  local meta_key, workers_key = KEYS[2 * j + 2], KEYS[2 * j + 3]
   local job = jobs[j]
   if job == nil then
     local meta = redis.call('HMGET', meta_key, 'incarnation', 'secret')
@@ -34,7 +36,7 @@ for i = 5, #ARGV, 5 do
   end
   outcomes[#outcomes + 1] = outcome
   if outcome == ACCEPTED then
-    entries[#entries + 1] = table.concat({tag, job.incarnation, workid, row}, '\n')
+    entries[#entries + 1] = {tag, job.incarnation, workid, row}
   else
     refused = true
   end
@@ -43,6 +45,16 @@ if (refused and all_or_nothing) or #entries == 0 then
   outcomes[#outcomes + 1] = 0
   return outcomes
 end
+redis.replicate_commands()  -- TIME before writes (a no-op from Redis 7 on)
+local clock = redis.call('TIME')
+local stamp = math.max(tonumber(clock[1]) * 1000000 + tonumber(clock[2]),
+                       tonumber(redis.call('GET', last_stamp) or '0') + 1)
+for i, e in ipairs(entries) do
+  -- STAMP_DIGITS (tasks.store) digits of microseconds, so that stamps compare as strings
+  entries[i] = table.concat({e[1], e[2], e[3], string.format('%017d', stamp) .. e[4]}, '\n')
+  stamp = stamp + 1
+end
+redis.call('SET', last_stamp, string.format('%d', stamp - 1))
 for i = 1, #entries, 1000 do
   redis.call('RPUSH', inbox, unpack(entries, i, math.min(i + 999, #entries)))
 end
