@@ -35,6 +35,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	node --check api/static/progress.js  # syntax only: no JS linter to install
 
 format: $(STAMP)
 	$(BIN)/ruff format .
