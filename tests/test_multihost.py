@@ -189,7 +189,7 @@ def cluster(deployed_clone, tmp_path_factory):
         cluster.start_redis()
         for name in SERVICES:
             cluster.start(name)
-        cluster.wait(lambda: cluster.healthz()[0] == 200, 90, "/healthz to answer 200")
+        cluster.wait(lambda: cluster.healthz()[0] == 200, 180, "/healthz to answer 200")
         yield cluster
     finally:
         net.destroy()
