@@ -148,13 +148,16 @@ class Supervised:
 @pytest.fixture
 def supervised(deployed_clone, tmp_path):
     redis_server = RedisServer(tmp_path / "redis").start()
-    service = Supervised(deployed_clone, redis_server.url, tmp_path)
-    service.store = Store(redis_server.client())
+    service = None
     try:
+        store = Store(redis_server.client())
+        service = Supervised(deployed_clone, redis_server.url, tmp_path)
+        service.store = store
         yield service
     finally:
-        service.stop()
-        service.kill_leftovers()  # only after a failure: the test checks there are none
+        if service is not None:
+            service.stop()
+            service.kill_leftovers()  # only after a failure: the test checks there are none
         redis_server.stop()
 
 
