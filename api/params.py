@@ -1,12 +1,16 @@
-"""Strict parsing of request parameters: the query string and a form body, decoded the way a
-browser's form is, then checked against the API's rules. Every failure is a 4xx naming the
-parameter and the rule."""
+"""Every endpoint's parameters as one table, and their strict parsing: the query string and a
+form body, decoded the way a browser's form is, then checked against the table's rules. Every
+failure is a 4xx naming the parameter and the rule. /openapi.json is built from the same table."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, replace
+from functools import lru_cache
+from typing import Any, Literal
 from urllib.parse import unquote_to_bytes
 
 import falcon
@@ -14,11 +18,17 @@ import falcon
 from domain.hooks import notify_refusal
 from tasks.settings import Settings
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tabs and newlines are allowed in text
+# Text may hold tabs and line feeds but no other C0 control character, nor DEL; ids hold none.
+# The patterns are ECMA-262 for /openapi.json; Python's re reads the same escapes.
+_TEXT_CONTROLS = r"\u0000-\u0008\u000b-\u001f\u007f"
+TEXT_PATTERN = f"^[^{_TEXT_CONTROLS}]*$"
+ID_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
+_CONTROL = re.compile(f"[{_TEXT_CONTROLS}]")
 _FORM = "application/x-www-form-urlencoded"
 MAX_NUMBER = 1e15
 MAX_FIELDS = 32
 MAX_BATCH = 10_000  # updates in one JSON POST
+FLAG_WORDS = {"true": True, "false": False, "yes": True, "no": False}  # and any number
 
 
 def read_params(req: falcon.Request, settings: Settings) -> dict[str, str]:
@@ -106,63 +116,179 @@ def _unquote(raw: bytes) -> bytes:
     return unquote_to_bytes(raw.replace(b"+", b" "))
 
 
-def text(
-    params: dict[str, str], name: str, limit: int, *, required: bool = False, default: str = ""
-) -> str:
-    value = params.get(name)
-    if value is None or (required and value == ""):
-        if required:
-            raise falcon.HTTPMissingParam(name)
-        return default
-    if len(value) > limit:
-        raise falcon.HTTPInvalidParam(f"it may be at most {limit} characters long", name)
+# --------------------------------------------------------------------------- the table
+
+Kind = Literal["identifier", "text", "number", "flag", "enum", "url"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A limit the operator sets: the name of a Settings field, read when the table is resolved."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: how it is read and checked, and what /openapi.json says of it."""
+
+    name: str
+    kind: Kind
+    _: KW_ONLY
+    description: str
+    required: bool = False
+    default: Any = ""  # when left out (an optional number or flag: also when empty)
+    minimum: float = -MAX_NUMBER
+    maximum: float | Setting = MAX_NUMBER
+    exclusive_minimum: bool = False
+    max_length: int | Setting = 0
+    values: tuple[str, ...] = ()  # an enum's
+    whole: bool = False  # a number whose fraction is dropped
+
+    def resolve(self, settings: Settings) -> Param:
+        """This parameter with the limits of a server running with these settings."""
+        limits = {
+            name: getattr(settings, value.field)
+            for name, value in vars(self).items()
+            if isinstance(value, Setting)
+        }
+        return replace(self, **limits)
+
+
+# fmt: off
+JOBID = Param("jobid", "identifier", required=True, max_length=Setting("max_id_length"),
+    description="The job: any string (or number), chosen when it is created. No control "
+    "characters, tabs or line breaks.")
+WORKID = Param("workid", "identifier", required=True, max_length=Setting("max_id_length"),
+    description="The worker, unique within its job: any string (or number). No control "
+    "characters, tabs or line breaks.")
+DESC = Param("desc", "text", max_length=Setting("max_desc_length"),
+    description="Text shown with the job (create) or the worker (update). Tabs and line feeds "
+    "are allowed, other control characters are not.")
+SECRET = Param("secret", "text", max_length=Setting("max_id_length"),
+    description="Given at create, the job accepts updates and re-creation only with the same "
+    "secret. Without it, anyone who knows the job id may.")
+MAXAGE = Param("maxage", "number", default=Setting("default_maxage"), minimum=1,
+    maximum=Setting("max_maxage"), whole=True,
+    description="Seconds after creation when the job may be deleted (the fraction is dropped). "
+    "Empty means the default, as for every optional number.")
+NOTIFY = Param("notify", "url", max_length=2048,
+    description="A URL the server POSTs a JSON document to, once, when every worker that has "
+    "reported is done or one has failed: http or https, on one of the hosts this server may "
+    "notify")  # /openapi.json names the hosts
+CURRENT = Param("current", "number", required=True, minimum=0,
+    description="How much of its work the worker has done.")
+TOTAL = Param("total", "number", required=True, minimum=0, exclusive_minimum=True,
+    description="How much work the worker has; the bar shows current / total, which must be a "
+    "finite percentage (so total may be tiny only if current is).")
+OK = Param("ok", "flag", default=True,
+    description="false, no or 0 marks the worker failed (drawn red); any other number, true or "
+    "yes, or leaving it out, means it is fine.")
+# Longer than 16 characters is refused as too long, before the values are compared.
+WORKERS = Param("workers", "enum", default="all", values=("all", "problems", "none"),
+    max_length=16,
+    description="Which workers to list: all, problems (failed and stale ones) or none. The "
+    "counts always cover all.")
+INTERVAL = Param("interval", "number", default=30.0, minimum=1, maximum=86400,
+    description="Seconds between the page's refreshes.")
+LIMIT = Param("limit", "number", default=20, minimum=1, maximum=200, whole=True,
+    description="Jobs on one page (the fraction is dropped).")
+OFFSET = Param("offset", "number", default=0, minimum=0, maximum=1e9, whole=True,
+    description="Jobs to skip, newest first (the fraction is dropped).")
+
+# Each endpoint's parameters, in the order they are checked: the first bad one is reported.
+ENDPOINT_PARAMS: dict[str, tuple[Param, ...]] = {
+    "create": (JOBID, DESC, MAXAGE, SECRET, NOTIFY),
+    "update": (JOBID, WORKID, CURRENT, TOTAL, OK, DESC, SECRET),
+    "status": (JOBID, WORKERS),
+    "render": (JOBID,),
+    "show": (JOBID, INTERVAL),
+    "jobs": (LIMIT, OFFSET),
+}
+# fmt: on
+
+
+@lru_cache(maxsize=8)
+def endpoint_params(settings: Settings) -> dict[str, tuple[Param, ...]]:
+    """The table with the limits of a server running with these settings."""
+    return {
+        endpoint: tuple(p.resolve(settings) for p in params)
+        for endpoint, params in ENDPOINT_PARAMS.items()
+    }
+
+
+def parse(endpoint: str, params: dict[str, str], settings: Settings) -> dict[str, Any]:
+    """The endpoint's parameters, read and checked in the table's order."""
+    return {
+        p.name: _READERS[p.kind](p, params, settings) for p in endpoint_params(settings)[endpoint]
+    }
+
+
+# --------------------------------------------------------------------------- one reader per kind
+
+
+def _text(p: Param, params: dict[str, str], settings: Settings) -> str:
+    value = params.get(p.name)
+    if value is None or (p.required and value == ""):
+        if p.required:
+            raise falcon.HTTPMissingParam(p.name)
+        return p.default
+    if len(value) > p.max_length:
+        raise falcon.HTTPInvalidParam(f"it may be at most {p.max_length} characters long", p.name)
     if _CONTROL.search(value):
-        raise falcon.HTTPInvalidParam("it must not contain NUL or control characters", name)
+        raise falcon.HTTPInvalidParam("it must not contain NUL or control characters", p.name)
     return value
 
 
-def identifier(params: dict[str, str], name: str, settings: Settings) -> str:
+def _identifier(p: Param, params: dict[str, str], settings: Settings) -> str:
     """A job or worker id: any non-empty string, treated as opaque."""
-    value = text(params, name, settings.max_id_length, required=True)
+    value = _text(p, params, settings)
     if "\t" in value or "\n" in value or "\r" in value:
-        raise falcon.HTTPInvalidParam("it must not contain tabs or line breaks", name)
+        raise falcon.HTTPInvalidParam("it must not contain tabs or line breaks", p.name)
     return value
 
 
-def number(
-    params: dict[str, str],
-    name: str,
-    *,
-    default: float | None = None,
-    minimum: float = -MAX_NUMBER,
-    maximum: float = MAX_NUMBER,
-    strictly_above: bool = False,
-) -> float:
-    raw = params.get(name)
+def _number(p: Param, params: dict[str, str], settings: Settings) -> float:
+    raw = params.get(p.name)
     if raw is None or raw.strip() == "":
-        if default is None:
-            raise falcon.HTTPMissingParam(name)
-        return default
-    value = _finite(raw, name)
-    if value > maximum:
-        raise falcon.HTTPInvalidParam(f"it must be at most {maximum:g}", name)
-    if value < minimum or (strictly_above and value == minimum):
-        rule = ">" if strictly_above else ">="
-        raise falcon.HTTPInvalidParam(f"it must be {rule} {minimum:g}", name)
-    return value
+        if p.required:
+            raise falcon.HTTPMissingParam(p.name)
+        return p.default
+    value = _finite(raw, p.name)
+    if value > p.maximum:
+        raise falcon.HTTPInvalidParam(f"it must be at most {p.maximum:g}", p.name)
+    if value < p.minimum or (p.exclusive_minimum and value == p.minimum):
+        rule = ">" if p.exclusive_minimum else ">="
+        raise falcon.HTTPInvalidParam(f"it must be {rule} {p.minimum:g}", p.name)
+    return int(value) if p.whole else value
 
 
-def flag(params: dict[str, str], name: str) -> bool:
-    """The guide's `ok`: false only when given and equal to zero."""
-    raw = params.get(name)
+def _flag(p: Param, params: dict[str, str], settings: Settings) -> bool:
+    """The guide's `ok`: false only when given and equal to zero (or false, or no)."""
+    raw = params.get(p.name)
     if raw is None or raw.strip() == "":
-        return True
+        return p.default
     word = raw.strip().lower()
-    if word in ("true", "yes"):
-        return True
-    if word in ("false", "no"):
-        return False
-    return _finite(word, name, " (0 means failed)") != 0
+    if word in FLAG_WORDS:
+        return FLAG_WORDS[word]
+    return _finite(word, p.name, " (0 means failed)") != 0
+
+
+def _enum(p: Param, params: dict[str, str], settings: Settings) -> str:
+    value = _text(p, params, settings)
+    if value not in p.values:
+        choices = ", ".join(p.values[:-1]) + " or " + p.values[-1]
+        raise falcon.HTTPInvalidParam(f"it must be {choices}", p.name)
+    return value
+
+
+def _url(p: Param, params: dict[str, str], settings: Settings) -> str:
+    """create's completion hook: an http(s) URL on a host the operator allowed, or nothing."""
+    url = _text(p, params, settings)
+    reason = url and notify_refusal(url, settings.notify_allowed)
+    if reason:
+        raise falcon.HTTPInvalidParam(reason, p.name)
+    return url
 
 
 def _finite(raw: str, name: str, note: str = "") -> float:
@@ -175,12 +301,11 @@ def _finite(raw: str, name: str, note: str = "") -> float:
     return value
 
 
-def notify_url(params: dict[str, str], settings: Settings) -> str:
-    """create's completion hook: an http(s) URL on a host the operator allowed."""
-    url = text(params, "notify", 2048)
-    if not url:
-        return ""
-    reason = notify_refusal(url, settings.notify_allowed)
-    if reason:
-        raise falcon.HTTPInvalidParam(reason, "notify")
-    return url
+_READERS: dict[Kind, Callable[[Param, dict[str, str], Settings], Any]] = {
+    "identifier": _identifier,
+    "text": _text,
+    "number": _number,
+    "flag": _flag,
+    "enum": _enum,
+    "url": _url,
+}

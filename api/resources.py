@@ -11,15 +11,7 @@ import falcon
 from api import pages
 from api.chart_cache import ChartCache
 from api.openapi import openapi_spec
-from api.params import (
-    flag,
-    identifier,
-    notify_url,
-    number,
-    read_json_updates,
-    read_params,
-    text,
-)
+from api.params import parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
 from domain.model import AcceptOutcome, JobSnapshot, WorkerState, summarize, worker_state
 from tasks.pipeline import Pipeline, WorkerReport
@@ -65,9 +57,6 @@ class Resource:
     def handle(self, req: falcon.Request, resp: falcon.Response, params: dict[str, str]) -> None:
         raise NotImplementedError
 
-    def jobid(self, params: dict[str, str]) -> str:
-        return identifier(params, "jobid", self.settings)
-
     def snapshot(self, jobid: str) -> JobSnapshot:
         snapshot = self.store.snapshot(jobid)
         if snapshot is None:
@@ -82,12 +71,9 @@ class Create(Resource):
 
     def handle(self, req, resp, params):
         s = self.settings
-        jobid = self.jobid(params)
-        desc = text(params, "desc", s.max_desc_length)
-        maxage = number(params, "maxage", default=s.default_maxage, minimum=1, maximum=s.max_maxage)
-        secret = text(params, "secret", s.max_id_length)
-        notify = notify_url(params, s)
-        created = self.pipeline.create_job(jobid, desc, int(maxage), secret, notify)
+        p = parse("create", params, s)
+        jobid, desc, maxage = p["jobid"], p["desc"], p["maxage"]
+        created = self.pipeline.create_job(jobid, desc, maxage, p["secret"], p["notify"])
         if created is None:
             raise WrongSecret(jobid)
         incarnation, now = created
@@ -95,7 +81,7 @@ class Create(Resource):
         resp.media = {
             "jobid": jobid,
             "desc": desc,
-            "maxage": int(maxage),
+            "maxage": maxage,
             "created": now,
             **job_urls(req, s, jobid),
         }
@@ -132,16 +118,7 @@ class Update(Resource):
         self.accept(resp, [params], all_or_nothing=False)
 
     def report(self, params: dict[str, str]) -> WorkerReport:
-        s = self.settings
-        report = WorkerReport(
-            jobid=self.jobid(params),
-            workid=identifier(params, "workid", s),
-            current=number(params, "current", minimum=0),
-            total=number(params, "total", minimum=0, strictly_above=True),
-            ok=flag(params, "ok"),
-            desc=text(params, "desc", s.max_desc_length),
-            secret=text(params, "secret", s.max_id_length),
-        )
+        report = WorkerReport(**parse("update", params, self.settings))
         if not math.isfinite(100 * report.current / report.total):
             raise falcon.HTTPInvalidParam(
                 "current / total is too large to be a percentage", "total"
@@ -191,13 +168,10 @@ WORKER_FILTERS = {
 
 class Status(Resource):
     def handle(self, req, resp, params):
-        jobid = self.jobid(params)
-        which = text(params, "workers", 16, default="all")
-        if which not in WORKER_FILTERS:
-            raise falcon.HTTPInvalidParam("it must be all, problems or none", "workers")
-        snapshot = self.snapshot(jobid)
+        p = parse("status", params, self.settings)
+        snapshot = self.snapshot(p["jobid"])
         resp.media = status_document(
-            snapshot, time.time(), self.settings.stale_after, WORKER_FILTERS[which]
+            snapshot, time.time(), self.settings.stale_after, WORKER_FILTERS[p["workers"]]
         )
 
 
@@ -207,7 +181,7 @@ class Render(Resource):
         self.charts = ChartCache(store, ttl=settings.render_interval / 4)
 
     def handle(self, req, resp, params):
-        jobid = self.jobid(params)
+        jobid = parse("render", params, self.settings)["jobid"]
         chart = self.charts.get(jobid)
         if chart is None:
             if not self.store.job_exists(jobid):
@@ -226,8 +200,8 @@ class Render(Resource):
 
 class Show(Resource):
     def handle(self, req, resp, params):
-        jobid = self.jobid(params)
-        interval = number(params, "interval", default=30.0, minimum=1, maximum=86400)
+        p = parse("show", params, self.settings)
+        jobid, interval = p["jobid"], p["interval"]
         if not self.store.job_exists(jobid):
             raise JobNotFound(jobid)
         resp.content_type = falcon.MEDIA_HTML
@@ -248,8 +222,8 @@ class Jobs(Resource):
             raise falcon.HTTPNotFound(
                 description="listing jobs is switched off on this server (PROGRESS_LIST_JOBS=0)"
             )
-        limit = int(number(params, "limit", default=20, minimum=1, maximum=200))
-        offset = int(number(params, "offset", default=0, minimum=0, maximum=1e9))
+        p = parse("jobs", params, self.settings)
+        limit, offset = p["limit"], p["offset"]
         total, snapshots = self.store.recent_jobs(offset, limit)
         now = time.time()
         listing = {
