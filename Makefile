@@ -21,7 +21,7 @@ install: $(STAMP)
 PORT ?= 8000
 run: $(STAMP)
 	if [ -n "$$REDIS_URL" ]; then \
-	  $(BIN)/honcho start -p $(PORT) web ingest render beat; \
+	  $(BIN)/honcho start -p $(PORT) web ingest render notify beat; \
 	else \
 	  REDIS_URL="unix://$(CURDIR)/var/redis.sock" $(BIN)/honcho start -p $(PORT); \
 	fi

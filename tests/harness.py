@@ -111,7 +111,7 @@ def _outside_this_checkout() -> dict[str, str]:
 
 
 class Service:
-    """The web, ingest, render and beat processes of the Procfile, against a given Redis.
+    """The web, ingest, render, notify and beat processes of the Procfile, against a Redis.
 
     Each runs its Procfile line as written, through /bin/sh as honcho and the deploy files do,
     in `root` (this checkout, or a fresh clone). With `inherit_env=False` a process gets nothing
@@ -136,7 +136,7 @@ class Service:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, *names: str) -> Service:
-        for name in names or ("web", "ingest", "render", "beat"):
+        for name in names or ("web", "ingest", "render", "notify", "beat"):
             log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
             self.procs[name] = subprocess.Popen(
                 ["/bin/sh", "-c", f"exec {self.commands[name]}"],
