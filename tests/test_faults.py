@@ -4,6 +4,8 @@ its own, so a single lost update is a missing row."""
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import threading
 import time
@@ -11,11 +13,16 @@ import time
 import pytest
 import requests
 
+from tasks.broker import task_message
+from tasks.pipeline import APPLY_BATCH, DRAIN, INGEST_QUEUE
 from tasks.store import Store
 from tests.conftest import FAST
 from tests.harness import RedisServer, Service, wait_until
 
 pytestmark = pytest.mark.slow
+
+# A task's line in a worker's log (tasks/celery_app.py).
+TASK_LOG_LINE = re.compile(r"event=task task=(\S+) id=(\S+) state=(\S+) ms=\S+ result=(\S+)")
 
 
 @pytest.fixture
@@ -111,7 +118,7 @@ def test_ingest_killed_again_and_again_under_load_loses_nothing(service):
     in two steps; a worker killed between them loses the message. Our drains and batch records
     must make that harmless."""
     jobid = "fault-ingest-loop"
-    service.get("create", jobid=jobid)
+    assert service.get("create", jobid=jobid).status_code == 200
     with UpdateStream(service, jobid, threads=6) as stream:
         for i in range(6):
             time.sleep(0.3 + 0.17 * i)
@@ -121,21 +128,36 @@ def test_ingest_killed_again_and_again_under_load_loses_nothing(service):
 
 
 def test_duplicate_drain_and_batch_messages_change_nothing(service):
-    from tasks.ingest import apply_batch, drain
-
+    """Drains with nothing to claim and the apply of a batch whose record is gone (one applied
+    already): what a re-sent or redelivered message amounts to. The ingest workers must take
+    every one of them off the queue, run it, and leave the job exactly as it was."""
     jobid = "fault-duplicates"
-    service.get("create", jobid=jobid)
+    assert service.get("create", jobid=jobid).status_code == 200
     for i in range(20):
-        service.get("update", jobid=jobid, workid=f"w{i}", current=i, total=20)
-    wait_until(lambda: len(stored_workers(service, jobid)) == 20, 30)
+        params = {"jobid": jobid, "workid": f"w{i}", "current": i, "total": 20}
+        assert service.get("update", **params).status_code == 202
+    wait_until(lambda: len(stored_workers(service, jobid)) == 20, 30, what="20 workers applied")
     before = service.store.snapshot(jobid)
-    producer_env = {"REDIS_URL": service.env["REDIS_URL"]}
-    from tasks.celery_app import app, configure
-    from tasks.settings import Settings
 
-    configure(app, Settings.from_env(producer_env))
+    sent: dict[str, str] = {}  # task id -> task name
     for _ in range(5):
-        drain.delay()
-        apply_batch.delay("no-such-batch")
-    time.sleep(2)
+        for name, args in [(DRAIN, ()), (APPLY_BATCH, ("no-such-batch",))]:
+            message = task_message(name, args, INGEST_QUEUE)
+            sent[json.loads(message)["headers"]["id"]] = name
+            service.store.redis.lpush(INGEST_QUEUE, message)
+
+    def finished() -> dict[str, tuple[str, str, str]]:
+        """The sent tasks the ingest log shows finished: id -> (name, state, result)."""
+        return {
+            task_id: (name, state, result)
+            for name, task_id, state, result in TASK_LOG_LINE.findall(service.log("ingest"))
+            if task_id in sent
+        }
+
+    wait_until(
+        lambda: service.store.redis.llen(INGEST_QUEUE) == 0 and len(finished()) == len(sent),
+        30,
+        what=f"the ingest queue to empty and the ingest log to show all {len(sent)} messages run",
+    )
+    assert finished() == {task_id: (name, "SUCCESS", "0") for task_id, name in sent.items()}
     assert service.store.snapshot(jobid) == before

@@ -21,6 +21,7 @@ from api.params import MAX_BATCH, MAX_NUMBER
 from tasks.pipeline import Pipeline
 from tasks.settings import Settings
 from tasks.store import (
+    BATCHES,
     EXPIRY,
     INBOX,
     RECENT,
@@ -118,13 +119,27 @@ def queued_for(store, jobid: str) -> list[bytes]:
 
 
 def reported_rows(store, jobid: str) -> list:
-    """The job's worker rows, accepted (still in the inbox) or applied."""
-    queued = [e.decode().split("\n", 3) for e in queued_for(store, jobid)]
-    _, workers_key, _ = store_keys(job_tag(jobid))
-    applied = store.redis.hgetall(workers_key)
+    """The job's worker rows wherever they are: accepted (in the inbox), claimed by a drain (in a
+    batch record) or applied. Read in one transaction, so that an accepted update is in one of
+    them even while an ingest worker of the live service drains the inbox."""
+    tag = job_tag(jobid)
+    _, workers_key, _ = store_keys(tag)
+    with store.redis.pipeline(transaction=True) as tx:
+        tx.lrange(INBOX, 0, -1)
+        tx.hvals(BATCHES)
+        tx.hgetall(workers_key)
+        inbox, batches, applied = tx.execute()
+    entries = [e.decode() for e in inbox] + [e for b in batches for e in json.loads(b)]
+    queued = [e.split("\n", 3) for e in entries if e.startswith(tag + "\n")]
     return [decode_row(w, row) for _, _, w, row in queued] + [
         decode_row(w.decode(), row.decode()) for w, row in applied.items()
     ]
+
+
+def new_rows(store, jobid: str, before: list) -> list:
+    """The rows an accepted request added: each accepted update is stamped anew, so its row
+    differs from every row there was before, applied or not."""
+    return [row for row in reported_rows(store, jobid) if row not in before]
 
 
 def drain(store) -> None:
@@ -452,6 +467,7 @@ def test_a_refused_update_leaves_no_trace(client, store, replaced, extra, how):
     fields.insert(0, b"jobid=" + quote(jobid, safe="").encode())
     raw = b"&".join(fields)
     before = job_keys(store, jobid)
+    rows_before = reported_rows(store, jobid)
 
     if how == "get":
         resp = client.simulate_get("/progress/update", query_string=raw.decode("latin-1"))
@@ -469,8 +485,9 @@ def test_a_refused_update_leaves_no_trace(client, store, replaced, extra, how):
         assert job_keys(store, jobid) == before
     else:
         assert resp.status_code == 202
-        for row in reported_rows(store, jobid):
-            assert_within_limits(row)
+        rows = new_rows(store, jobid, rows_before)
+        assert len(rows) == 1, rows  # the update accepted, and nothing else
+        assert_within_limits(rows[0])
 
 
 def assert_within_limits(row) -> None:
@@ -558,6 +575,7 @@ def test_a_refused_batch_leaves_no_trace(client, store, guarded, good, hostile, 
     elif mangle == "trailing":
         body += b" ,"
     before = job_keys(store, jobid)
+    rows_before = reported_rows(store, jobid)
 
     resp = client.simulate_post("/progress/update", body=body, headers=JSON_BODY)
 
@@ -567,7 +585,10 @@ def test_a_refused_batch_leaves_no_trace(client, store, guarded, good, hostile, 
         assert job_keys(store, jobid) == before
     else:
         assert resp.status_code == 202 and resp.json == {"accepted": len(items)}
-        for row in reported_rows(store, jobid):
+        rows = new_rows(store, jobid, rows_before)
+        # Every good update is there (a later update of the same worker may have replaced it).
+        assert {f"w{i}" for i in range(good)} <= {row.workid for row in rows}, rows
+        for row in rows:
             assert_within_limits(row)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
+import falcon
 import falcon.testing
+import pytest
 
-from api import create_app
+from api import create_app, ratelimit
 from api.ratelimit import RateLimiter
 from tests.conftest import quiet_log
 
@@ -40,8 +41,36 @@ def test_past_the_limit_updates_get_429_with_retry_after(settings, store, jobid)
     assert other.status_code == 202  # another address has its own budget
 
 
-def test_bucket_refills_over_time():
-    limiter = RateLimiter(per_second=1000, burst=1)
+class Clock:
+    """Stands in for the time module in api.ratelimit: monotonic() is what the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_bucket_refills_over_time_up_to_its_burst(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(ratelimit, "time", clock)
+    limiter = RateLimiter(per_second=4, burst=2)
+
     limiter.charge("a")
-    time.sleep(0.01)
-    limiter.charge("a")  # refilled: no exception
+    limiter.charge("a")  # the burst, at once
+    with pytest.raises(falcon.HTTPTooManyRequests):
+        limiter.charge("a")  # empty
+    clock.now += 0.125  # (binary fractions: exact sums)
+    with pytest.raises(falcon.HTTPTooManyRequests):
+        limiter.charge("a")  # half a token back: not enough
+    clock.now += 0.125
+    limiter.charge("a")  # one token back after 1/4 s
+    with pytest.raises(falcon.HTTPTooManyRequests):
+        limiter.charge("a")
+
+    clock.now += 3600
+    limiter.charge("a")
+    limiter.charge("a")
+    with pytest.raises(falcon.HTTPTooManyRequests):
+        limiter.charge("a")  # an hour idle refills no more than the burst
+    limiter.charge("b")  # another address: a bucket of its own

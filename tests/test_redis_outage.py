@@ -3,6 +3,7 @@ and afterwards everything works with no acknowledged update lost."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -20,6 +21,9 @@ def own_service(tmp_path_factory):
     service.stop()
     redis_server.stop()
 
+
+# How a Celery worker or beat logs that Redis went away (kombu and redis-py's words).
+LOST_REDIS = re.compile(r"Connection to broker lost|Connection refused|ConnectionError")
 
 ENDPOINTS = [
     ("create", {"desc": "x"}),
@@ -40,6 +44,9 @@ def test_outage_answers_503_fast_and_recovers(own_service):
     )
     wait_until(lambda: service.get("status", jobid=jobid).json()["workers"], 20, what="apply")
 
+    background = [name for name in service.procs if name != "web"]
+    assert {"ingest", "render", "beat"} <= set(background), service.procs
+    log_sizes = {name: len(service.log(name)) for name in background}
     redis_server.stop()
     try:
         for endpoint, params in ENDPOINTS:
@@ -51,7 +58,16 @@ def test_outage_answers_503_fast_and_recovers(own_service):
             assert resp.status_code == 503, (endpoint, resp.status_code, resp.text)
             assert resp.json()["title"] and resp.headers.get("Retry-After")
             assert elapsed < 2.0, (endpoint, elapsed)
-        time.sleep(3)  # let the workers and beat notice the outage
+
+        def noticed(name: str) -> bool:
+            return bool(LOST_REDIS.search(service.log(name)[log_sizes[name] :]))
+
+        wait_until(
+            lambda: all(noticed(name) for name in background),
+            20,
+            what=f"each of {background} to log the lost connection",
+        )
+        time.sleep(1)  # and to go on trying: none of them gives up and exits
         for name, proc in service.procs.items():
             assert proc.poll() is None, f"{name} died during the outage"
     finally:
