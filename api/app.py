@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import falcon
@@ -53,11 +54,22 @@ def create_app(
     }
     for path, resource in routes.items():
         app.add_route(path, resource)
+    # First, so that every more specific handler (HTTPError's too) wins: Falcon picks the
+    # handler of the nearest class in the exception's MRO.
+    app.add_error_handler(Exception, _unexpected_error)
     app.add_error_handler(resources.JobNotFound, _job_not_found)
     app.add_error_handler(resources.WrongSecret, _wrong_secret)
     app.add_error_handler(BACKEND_ERRORS, _backend_unavailable)
     app.add_error_handler(redis.exceptions.ResponseError, _backend_refuses)
     return app
+
+
+def _unexpected_error(req, resp, exc: Exception, params) -> None:
+    """A bug: the traceback is logged with the path alone, never the query (which may hold a
+    secret, as Falcon's own handler would log it), and the client gets a JSON 500."""
+    path = json.dumps(req.path)  # quoted: a newline in it cannot forge a log line
+    log.error("event=unhandled_error method=%s path=%s", req.method, path, exc_info=exc)
+    raise falcon.HTTPInternalServerError()
 
 
 def _job_not_found(req, resp, exc: resources.JobNotFound, params) -> None:

@@ -1,11 +1,13 @@
 """Charts recently read from Redis, kept in the web process for a fraction of the render
 interval: a chart polled by many browsers costs one Redis read per job per `ttl`, not one per
-request, and is at most `ttl` seconds staler than the cache in Redis."""
+request, and is at most `ttl` seconds staler than the cache in Redis. A job without a chart yet
+(no update so far) gets the placeholder, drawn here without matplotlib."""
 
 from __future__ import annotations
 
 import time
 
+from renderer.placeholder import placeholder_png
 from tasks.store import Chart, Store
 
 MAX_ENTRIES = 1024
@@ -22,9 +24,16 @@ class ChartCache:
         hit = self._charts.get(jobid)
         if hit and now - hit[0] < self.ttl:
             return hit[1]
-        chart = self.store.chart(jobid, with_png=True)
+        chart = self.store.chart(jobid, with_png=True) or self._placeholder(jobid)
         if chart is not None:
             if len(self._charts) >= MAX_ENTRIES:
                 self._charts.clear()
             self._charts[jobid] = (now, chart)
         return chart
+
+    def _placeholder(self, jobid: str) -> Chart | None:
+        title = self.store.job_title(jobid)
+        if title is None:
+            return None
+        incarnation, desc = title
+        return Chart(f"{incarnation}-placeholder", placeholder_png(jobid, desc))

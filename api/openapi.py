@@ -4,6 +4,8 @@ applies them."""
 
 from __future__ import annotations
 
+import re
+
 from api.params import (
     FLAG_WORDS,
     ID_PATTERN,
@@ -15,6 +17,7 @@ from api.params import (
     Param,
     endpoint_params,
 )
+from domain.hooks import allowed_addresses
 from tasks.settings import Settings
 
 BLANK = {"type": "string", "pattern": r"^\s*$"}
@@ -209,17 +212,25 @@ def _schema(p: Param, settings: Settings) -> dict:
 
 def _notify(p: Param, settings: Settings) -> dict:
     """create's completion hook: allowed only to hosts the operator listed."""
-    hosts = sorted(settings.notify_allowed)
-    if not hosts:
+    if not settings.notify_allowed:
         return {"type": "string", "maxLength": 0}
-    # A host alone allows any port (and user info); host:port allows just that address.
-    any_port = "|".join(h.replace(".", r"\.") for h in hosts if ":" not in h) or "(?!)"
-    exact = "|".join(h.replace(".", r"\.") for h in hosts if ":" in h) or "(?!)"
+    # As domain.hooks.notify_refusal: host:port allows that port, a host alone only the
+    # scheme's default one (80, 443); user info is allowed either way.
+    pairs = sorted(allowed_addresses(settings.notify_allowed), key=repr)
+    alone = "|".join(_host_pattern(h) for h, p in pairs if p is None) or "(?!)"
+    with_port = "|".join(f"{_host_pattern(h)}:0*{p}" for h, p in pairs if p is not None) or "(?!)"
+    user = r"(?:[^@/?#\[\]\u0000-\u0020\u007f]*@)?"
     pattern = (  # or empty: no notification
-        rf"^(?:https?://(?:(?:[^@/?#\u0000-\u0020\u007f]*@)?(?:{any_port})(?::[0-9]+)?|"
-        rf"(?:{exact}))(?:[/?#][^\u0000-\u001f\u007f]*)?)?$"
+        rf"^(?:(?:http://{user}(?:{alone})(?::0*80)?|https://{user}(?:{alone})(?::0*443)?|"
+        rf"https?://{user}(?:{with_port}))(?:[/?#][^\u0000-\u001f\u007f]*)?)?$"
     )
     return {"type": "string", "maxLength": p.max_length, "pattern": pattern}
+
+
+def _host_pattern(host: str) -> str:
+    """A host as a regular expression (ECMAScript's and Python's): IPv6 in brackets, and every
+    character but letters, digits, - and : escaped."""
+    return re.sub(r"([^A-Za-z0-9:-])", r"\\\1", f"[{host}]" if ":" in host else host)
 
 
 def _description(p: Param, settings: Settings) -> str:

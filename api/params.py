@@ -189,6 +189,13 @@ WORKERS = Param("workers", "enum", default="all", values=("all", "problems", "no
     max_length=16,
     description="Which workers to list: all, problems (failed and stale ones) or none. The "
     "counts always cover all.")
+WORKER_LIMIT = Param("limit", "number", default=1000, minimum=1, maximum=10000, whole=True,
+    description="workers=all: workers on one page, in natural order of their ids; "
+    "workers=problems: failed workers and stale workers listed, at most this many of each. "
+    "The fraction is dropped.")
+AFTER = Param("after", "identifier", max_length=Setting("max_id_length"),
+    description="workers=all: start after this worker id (the `next_after` of the previous "
+    "page). Empty: from the first worker.")
 INTERVAL = Param("interval", "number", default=30.0, minimum=1, maximum=86400,
     description="Seconds between the page's refreshes.")
 LIMIT = Param("limit", "number", default=20, minimum=1, maximum=200, whole=True,
@@ -200,7 +207,7 @@ OFFSET = Param("offset", "number", default=0, minimum=0, maximum=1e9, whole=True
 ENDPOINT_PARAMS: dict[str, tuple[Param, ...]] = {
     "create": (JOBID, DESC, MAXAGE, SECRET, NOTIFY),
     "update": (JOBID, WORKID, CURRENT, TOTAL, OK, DESC, SECRET),
-    "status": (JOBID, WORKERS),
+    "status": (JOBID, WORKERS, WORKER_LIMIT, AFTER),
     "render": (JOBID,),
     "show": (JOBID, INTERVAL),
     "jobs": (LIMIT, OFFSET),

@@ -1,6 +1,7 @@
-"""A per-client-address limit on updates (off unless PROGRESS_UPDATE_RATE_LIMIT is set), so one
-runaway script cannot crowd out everybody else's workers. Token buckets in this process's
-memory: with several web processes, each enforces the limit on its own."""
+"""Per-client-address limits on updates (off unless PROGRESS_UPDATE_RATE_LIMIT is set) and on
+creates (PROGRESS_CREATE_RATE_LIMIT), so one runaway script cannot crowd out everybody else.
+Token buckets in this process's memory: with several web processes, each enforces the limit on
+its own."""
 
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ MAX_CLIENTS = 100_000  # buckets kept; beyond this the table starts afresh
 
 
 class RateLimiter:
-    def __init__(self, per_second: float, burst: float | None = None) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        burst: float | None = None,
+        what: str = "updates",
+        setting: str = "PROGRESS_UPDATE_RATE_LIMIT",
+    ) -> None:
         self.rate = per_second
         self.burst = burst or max(1.0, per_second)
+        self.what, self.setting = what, setting
         self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, last time)
         self._lock = threading.Lock()
 
@@ -33,8 +41,8 @@ class RateLimiter:
                 self._buckets[address] = (tokens, now)
                 wait = (cost - tokens) / self.rate
                 raise falcon.HTTPTooManyRequests(
-                    description=f"at most {self.rate:g} updates per second from one address "
-                    "(PROGRESS_UPDATE_RATE_LIMIT)",
+                    description=f"at most {self.rate:g} {self.what} per second from one "
+                    f"address, {self.burst:g} at once ({self.setting})",
                     retry_after=max(1, int(wait + 0.999)),
                 )
             self._buckets[address] = (tokens - cost, now)

@@ -13,10 +13,20 @@ from api.chart_cache import ChartCache
 from api.openapi import openapi_spec
 from api.params import parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
-from domain.model import AcceptOutcome, JobSnapshot, WorkerState, summarize, worker_state
+from domain.model import (
+    AcceptOutcome,
+    CreateOutcome,
+    JobInfo,
+    WorkerRow,
+    WorkerState,
+    natural_key,
+    worker_state,
+)
 from tasks.pipeline import Pipeline, WorkerReport
 from tasks.settings import Settings
 from tasks.store import Store
+
+PAGE_PROBLEMS = 100  # failed and stale workers the show page lists, of each
 
 
 class JobError(Exception):
@@ -27,6 +37,13 @@ class JobError(Exception):
 
 class JobNotFound(JobError):
     """No job has this id: never created, or expired."""
+
+
+class ServiceFull(falcon.HTTPServiceUnavailable):
+    """A storage bound is reached: the client should retry later, as it says."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(title="Service full", description=description, retry_after=10)
 
 
 class WrongSecret(JobError):
@@ -57,27 +74,31 @@ class Resource:
     def handle(self, req: falcon.Request, resp: falcon.Response, params: dict[str, str]) -> None:
         raise NotImplementedError
 
-    def snapshot(self, jobid: str) -> JobSnapshot:
-        snapshot = self.store.snapshot(jobid)
-        if snapshot is None:
-            raise JobNotFound(jobid)
-        return snapshot
-
 
 class Create(Resource):
     def __init__(self, store: Store, settings: Settings, pipeline: Pipeline) -> None:
         super().__init__(store, settings)
         self.pipeline = pipeline
+        self.limiter = RateLimiter(
+            settings.create_rate_limit,
+            burst=30 * settings.create_rate_limit,
+            what="creates",
+            setting="PROGRESS_CREATE_RATE_LIMIT",
+        )
 
     def handle(self, req, resp, params):
         s = self.settings
         p = parse("create", params, s)
         jobid, desc, maxage = p["jobid"], p["desc"], p["maxage"]
-        created = self.pipeline.create_job(jobid, desc, maxage, p["secret"], p["notify"])
-        if created is None:
+        self.limiter.charge(req.remote_addr)
+        outcome, now = self.pipeline.create_job(jobid, desc, maxage, p["secret"], p["notify"])
+        if outcome == CreateOutcome.WRONG_SECRET:
             raise WrongSecret(jobid)
-        incarnation, now = created
-        self._wait_for_first_chart(jobid, incarnation)
+        if outcome == CreateOutcome.TOO_MANY_JOBS:
+            raise ServiceFull(
+                f"the service holds {s.max_jobs} jobs, the most it may (PROGRESS_MAX_JOBS); "
+                "older jobs make room as they expire"
+            )
         resp.media = {
             "jobid": jobid,
             "desc": desc,
@@ -85,15 +106,6 @@ class Create(Resource):
             "created": now,
             **job_urls(req, s, jobid),
         }
-
-    def _wait_for_first_chart(self, jobid: str, incarnation: str) -> None:
-        """So that a chart exists when create answers; a busy renderer only delays the answer."""
-        deadline = time.monotonic() + self.settings.create_wait
-        while time.monotonic() < deadline:
-            chart = self.store.chart(jobid, with_png=False)
-            if chart and chart.etag.startswith(incarnation):
-                return
-            time.sleep(0.01)
 
 
 class Update(Resource):
@@ -136,6 +148,16 @@ class Update(Resource):
                 raise JobNotFound(report.jobid)
             if status == AcceptOutcome.WRONG_SECRET:
                 raise WrongSecret(report.jobid)
+            if status == AcceptOutcome.BACKLOG:
+                raise ServiceFull(
+                    f"more than {self.settings.max_inbox} updates wait to be applied "
+                    "(PROGRESS_MAX_INBOX): the service is behind; try again shortly"
+                )
+            if status == AcceptOutcome.STORAGE_FULL:
+                raise ServiceFull(
+                    f"the service holds {self.settings.max_worker_rows} worker rows, the most "
+                    "it may (PROGRESS_MAX_WORKER_ROWS); known workers can still report"
+                )
             if status != AcceptOutcome.ACCEPTED:
                 raise falcon.HTTPConflict(
                     title="Too many workers",
@@ -159,20 +181,37 @@ def _for_item(index: int, count: int, validate, params: dict[str, str]):
         ) from exc
 
 
-WORKER_FILTERS = {
-    "all": lambda state: True,
-    "problems": lambda state: state in (WorkerState.FAILED, WorkerState.STALE),
-    "none": lambda state: False,
-}
-
-
 class Status(Resource):
+    """A job's summary, read from what the apply step keeps (the same few fields for 10 or
+    100,000 workers), with no workers, its problems (found through indexes), or a page of all
+    its workers in natural order."""
+
     def handle(self, req, resp, params):
         p = parse("status", params, self.settings)
-        snapshot = self.snapshot(p["jobid"])
-        resp.media = status_document(
-            snapshot, time.time(), self.settings.stale_after, WORKER_FILTERS[p["workers"]]
-        )
+        jobid, which, limit = p["jobid"], p["workers"], p["limit"]
+        now, stale_after = time.time(), self.settings.stale_after
+        info = self.store.job_info(jobid, now, stale_after)
+        if info is None:
+            raise JobNotFound(jobid)
+        document = status_document(info, now, stale_after)
+        if which == "problems":
+            failed, stale = self.store.problems(jobid, now, stale_after, limit)
+            workers = sorted(failed, key=_natural) + sorted(stale, key=_natural)
+            document["workers"] = [worker_entry(w, now, stale_after) for w in workers]
+        elif which == "all":
+            rows, next_after = self.store.worker_page(jobid, p["after"] or None, limit)
+            document["workers"] = [worker_entry(w, now, stale_after) for w in rows]
+            document["next_after"] = next_after
+            document["next"] = next_after and (
+                job_urls(req, self.settings, jobid)["status"]
+                + "&"
+                + urlencode({"limit": limit, "after": next_after})
+            )
+        resp.media = document
+
+
+def _natural(w: WorkerRow) -> tuple:
+    return natural_key(w.workid)
 
 
 class Render(Resource):
@@ -184,11 +223,7 @@ class Render(Resource):
         jobid = parse("render", params, self.settings)["jobid"]
         chart = self.charts.get(jobid)
         if chart is None:
-            if not self.store.job_exists(jobid):
-                raise JobNotFound(jobid)
-            raise falcon.HTTPServiceUnavailable(
-                description="the first chart of this job is being drawn", retry_after=1
-            )
+            raise JobNotFound(jobid)
         resp.cache_control = ["no-cache"]
         resp.etag = chart.etag
         if req.if_none_match and any(tag == chart.etag for tag in req.if_none_match):
@@ -206,7 +241,8 @@ class Show(Resource):
             raise JobNotFound(jobid)
         resp.content_type = falcon.MEDIA_HTML
         urls = job_urls(req, self.settings, jobid)
-        urls["status"] += "&workers=problems"  # the page lists only failed and stale workers
+        # The page lists the first failed and stale workers only, and counts them all.
+        urls["status"] += f"&workers=problems&limit={PAGE_PROBLEMS}"
         resp.text = pages.show_page(jobid, interval, urls, overview=self.settings.list_jobs)
 
 
@@ -224,10 +260,10 @@ class Jobs(Resource):
             )
         p = parse("jobs", params, self.settings)
         limit, offset = p["limit"], p["offset"]
-        total, snapshots = self.store.recent_jobs(offset, limit)
         now = time.time()
+        total, infos = self.store.recent_jobs(offset, limit, now, self.settings.stale_after)
         listing = {
-            "jobs": [job_row(req, self.settings, s, now) for s in snapshots],
+            "jobs": [job_row(req, self.settings, info) for info in infos],
             "total": total,
             "limit": limit,
             "offset": offset,
@@ -247,50 +283,46 @@ class OpenAPI:
         resp.media = self.document
 
 
-def job_row(req: falcon.Request, settings: Settings, snapshot: JobSnapshot, now: float) -> dict:
-    summary = summarize(snapshot, now, settings.stale_after)
+def job_row(req: falcon.Request, settings: Settings, info: JobInfo) -> dict:
     return {
-        "jobid": snapshot.jobid,
-        "desc": snapshot.desc,
-        "created": snapshot.created,
-        "workers": len(snapshot.workers),
-        "percent": round(summary.percent, 2),
-        "failed": summary.failed,
-        "stale": summary.stale,
-        "show": job_urls(req, settings, snapshot.jobid)["show"],
+        "jobid": info.jobid,
+        "desc": info.desc,
+        "created": info.created,
+        "workers": info.workers,
+        "percent": round(info.summary.percent, 2),
+        "failed": info.summary.failed,
+        "stale": info.summary.stale,
+        "show": job_urls(req, settings, info.jobid)["show"],
     }
 
 
-def status_document(
-    snapshot: JobSnapshot, now: float, stale_after: float, include=WORKER_FILTERS["all"]
-) -> dict:
-    summary = summarize(snapshot, now, stale_after)
-    workers = []
-    for w in snapshot.workers:
-        state = worker_state(w, now, stale_after)
-        if include(state):
-            workers.append(
-                {
-                    "workid": w.workid,
-                    "current": w.current,
-                    "total": w.total,
-                    "percent": round(w.percent, 2),
-                    "ok": w.ok,
-                    "desc": w.desc,
-                    "updated": w.updated,
-                    "stale": state is WorkerState.STALE,
-                    "state": state,
-                }
-            )
+def worker_entry(w: WorkerRow, now: float, stale_after: float) -> dict:
+    state = worker_state(w, now, stale_after)
     return {
-        "jobid": snapshot.jobid,
-        "desc": snapshot.desc,
-        "created": snapshot.created,
-        "maxage": snapshot.maxage,
-        "version": snapshot.version,
+        "workid": w.workid,
+        "current": w.current,
+        "total": w.total,
+        "percent": round(w.percent, 2),
+        "ok": w.ok,
+        "desc": w.desc,
+        "updated": w.updated,
+        "stale": state is WorkerState.STALE,
+        "state": state,
+    }
+
+
+def status_document(info: JobInfo, now: float, stale_after: float) -> dict:
+    summary = info.summary
+    return {
+        "jobid": info.jobid,
+        "desc": info.desc,
+        "created": info.created,
+        "maxage": info.maxage,
+        "version": info.version,
         "now": now,
         "stale_after": stale_after,
         "percent": round(summary.percent, 2),
+        "workers_reported": info.workers,
         "counts": {
             "running": summary.running,
             "done": summary.done,
@@ -299,5 +331,5 @@ def status_document(
         },
         "last_update": summary.last_update,
         "eta_seconds": None if summary.eta_seconds is None else round(summary.eta_seconds, 1),
-        "workers": workers,
+        "workers": [],
     }

@@ -38,13 +38,23 @@ STATE_COLOURS = {
 STORED_LETTER = {WorkerState.RUNNING: "r", WorkerState.DONE: "d", WorkerState.FAILED: "f"}
 
 
+class CreateOutcome(IntEnum):
+    """What the create script answers (tasks/lua/create.lua)."""
+
+    WRONG_SECRET = 0  # the job exists with a secret that was not presented
+    CREATED = 1
+    TOO_MANY_JOBS = 2  # the service holds as many jobs as it may
+
+
 class AcceptOutcome(IntEnum):
     """What the accept script answers for each update (tasks/lua/accept.lua)."""
 
     UNKNOWN_JOB = 0
     ACCEPTED = 1
-    TOO_MANY_WORKERS = 2
+    TOO_MANY_WORKERS = 2  # in this job
     WRONG_SECRET = 3
+    BACKLOG = 4  # ingest is too far behind: try again later
+    STORAGE_FULL = 5  # the service holds as many worker rows as it may
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +91,32 @@ class JobSnapshot:
 
 
 def natural_key(workid: str) -> tuple:
-    """Sort key that puts 'node2' before 'node10' and '9' before '10'."""
-    return tuple(
-        (0, int(part), "") if part.isdecimal() else (1, 0, part)
-        for part in _DIGITS.split(workid)
-        if part
+    """Sort key that puts 'node2' before 'node10' and '9' before '10'; ids equal but for
+    leading zeros ('w7', 'w07') are ordered by the id itself."""
+    return (
+        tuple(
+            (0, int(part), "") if part.isdecimal() else (1, 0, part)
+            for part in _DIGITS.split(workid)
+            if part
+        ),
+        workid,
     )
+
+
+def natural_bytes(workid: str) -> bytes:
+    """natural_key as bytes that sort the same way, then NUL and the id: a member of a Redis
+    sorted set read in natural order with ZRANGEBYLEX. A number is 0x01, its digit count in
+    three digits and its digits; text is 0x02 and its UTF-8 (ids hold no byte below 0x20)."""
+    parts = []
+    for part in _DIGITS.split(workid):
+        if not part:
+            continue
+        if part.isdecimal():
+            digits = str(int(part))
+            parts.append(b"\x01%03d%s" % (len(digits), digits.encode()))
+        else:
+            parts.append(b"\x02" + part.encode())
+    return b"".join(parts) + b"\x00" + workid.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +130,54 @@ class JobSummary:
     stale: int
     last_update: float | None
     eta_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """A job without its workers: what status, the overview and the page's poll read."""
+
+    jobid: str
+    desc: str
+    created: float
+    maxage: int
+    incarnation: str
+    version: int
+    workers: int  # how many have reported
+    summary: JobSummary
+
+
+def indexed_summary(
+    *,
+    workers: int,
+    running: int,
+    done: int,
+    failed: int,
+    stale: int,
+    pct_sum: float,
+    last_update: float | None,
+    finish_at: float | None,
+    now: float,
+) -> JobSummary:
+    """The summary `summarize` would give, from the counts and sums the store keeps as updates
+    are applied (tasks/lua/apply.lua): running counts every unfinished worker, stale ones too;
+    pct_sum is the clipped percents of the workers not done; finish_at is when the slowest
+    fresh running worker finishes at its rate so far (None when that is a guess)."""
+    fresh = running - stale
+    eta = None
+    if fresh > 0 and finish_at is not None:
+        eta = max(0.0, finish_at - now)
+        if not math.isfinite(eta):
+            eta = None
+    percent = (100.0 * done + pct_sum) / workers if workers else 0.0
+    return JobSummary(
+        percent=min(100.0, max(0.0, percent)),
+        running=fresh,
+        done=done,
+        failed=failed,
+        stale=stale,
+        last_update=last_update,
+        eta_seconds=eta,
+    )
 
 
 def reported_state(ok: bool, current: float, total: float) -> WorkerState:

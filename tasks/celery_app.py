@@ -9,7 +9,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from tasks import runtime
-from tasks.pipeline import INGEST_QUEUE, RENDER_QUEUE
+from tasks.pipeline import INGEST_QUEUE, NOTIFY_QUEUE, RENDER_QUEUE
 from tasks.settings import LOG_FORMAT, Settings
 
 SWEEP_ENTRY = "resend-lost-work"  # beat's sweep; tasks.beat records when it sends it
@@ -47,12 +47,12 @@ def celery_config(settings: Settings) -> dict:
         worker_prefetch_multiplier=4,
         # Fail a publish fast so the web process can answer 503 instead of hanging.
         task_publish_retry=False,
-        task_queues=[Queue(INGEST_QUEUE), Queue(RENDER_QUEUE)],
+        task_queues=[Queue(INGEST_QUEUE), Queue(RENDER_QUEUE), Queue(NOTIFY_QUEUE)],
         task_default_queue=INGEST_QUEUE,
         task_routes={
             "tasks.ingest.*": {"queue": INGEST_QUEUE},
             "tasks.render.*": {"queue": RENDER_QUEUE},
-            "tasks.notify.*": {"queue": RENDER_QUEUE},
+            "tasks.notify.*": {"queue": NOTIFY_QUEUE},
             "tasks.maintenance.*": {"queue": INGEST_QUEUE},
         },
         # In memory: beat needs no schedule file (tasks.beat).

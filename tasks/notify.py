@@ -1,52 +1,132 @@
 """The job completion hook: POST a small JSON document, once, to the URL given at create, when
 every worker that has reported is at 100 % or one has failed. Off unless the operator lists the
-hosts it may reach (PROGRESS_NOTIFY_HOSTS), since it makes the server send requests."""
+hosts it may reach (PROGRESS_NOTIFY_HOSTS), since it makes the server send requests.
+
+It runs on a queue and worker of its own (the Procfile's `notify`, a pool of threads), so a
+receiver that is slow or never answers holds a notify thread for TIMEOUT at most, never a
+renderer. Each delivery is signed as Standard Webhooks sign theirs (domain.hooks.sign) with the
+service's key: PROGRESS_NOTIFY_KEY, which the operator sets and gives to the receivers so they
+can verify the webhook-signature header; when it is empty, one is generated and kept in Redis
+(Store.notify_key, progress:notify:key) so that every notify worker signs with the same key.
+Redirects are not followed: a 3xx answer is a failure, retried like any other."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
-import urllib.request
+import secrets
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
 
-from domain.hooks import notify_refusal
+from domain.hooks import new_key, notify_refusal, sign
+from domain.model import natural_key
 from tasks import runtime
 from tasks.celery_app import app
 from tasks.pipeline import NOTIFY
 from tasks.store import jobid_of
 
-TIMEOUT = 3.0  # it runs on the render queue: keep a slow receiver from holding a renderer long
+# The whole request (connect, send, the answer's status line and headers) must take no longer.
+MAX_FAILED = 1000  # failed workers named in the document
+TIMEOUT = 5.0
 log = logging.getLogger("progress.notify")
+
+
+class NotifyFailed(OSError):
+    """The receiver could not be reached or did not answer 2xx in time: retried."""
 
 
 @app.task(
     name=NOTIFY,
+    bind=True,
     autoretry_for=(OSError,),
     retry_backoff=2,
     retry_backoff_max=60,
     max_retries=6,
 )
-def notify_finished(tag: str, state: str, url: str) -> None:
+def notify_finished(self, tag: str, state: str, url: str) -> None:
+    jobid = jobid_of(tag)
     # Checked again here, not only at create: anyone who can write to the queue could place a
     # message with another URL, and the allowed hosts may have changed since.
     reason = notify_refusal(url, runtime.settings().notify_allowed)
     if reason:
-        log.warning("event=notify_refused reason=%s", json.dumps(reason))
+        log.warning("event=notify_refused job=%s reason=%s", json.dumps(jobid), json.dumps(reason))
         return
-    jobid = jobid_of(tag)
-    snapshot = runtime.store().snapshot(jobid)
+    store, now = runtime.store(), time.time()
+    info = store.job_info(jobid, now, runtime.settings().stale_after)
+    failed = store.problems(jobid, now, runtime.settings().stale_after, MAX_FAILED)[0]
     document = {
         "jobid": jobid,
         "state": state,
-        "desc": snapshot.desc if snapshot else "",
-        "workers": len(snapshot.workers) if snapshot else 0,
-        "failed": [w.workid for w in snapshot.workers if not w.ok] if snapshot else [],
+        "desc": info.desc if info else "",
+        "workers": info.workers if info else 0,
+        "failed": sorted((w.workid for w in failed), key=natural_key),  # the latest MAX_FAILED
     }
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(document).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "progress-service"},
-        method="POST",
+    body = json.dumps(document).encode()
+    # The task's id is kept by every retry and redelivery: receivers can drop a repeat by it.
+    headers = sign(service_key(), f"msg_{self.request.id}", int(time.time()), body)
+    try:
+        status = post(url, body, headers, TIMEOUT)
+    except NotifyFailed as exc:
+        log.warning(
+            "event=notify_failed job=%s attempt=%d reason=%s",
+            json.dumps(jobid),
+            self.request.retries + 1,
+            json.dumps(str(exc)),
+        )
+        raise
+    log.info("event=notify_sent job=%s status=%d", json.dumps(jobid), status)
+
+
+def service_key() -> str:
+    """PROGRESS_NOTIFY_KEY, or the key the notify workers share through Redis."""
+    return runtime.settings().notify_key or runtime.store().notify_key(
+        new_key(secrets.token_bytes(32))
     )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - allow-listed
-        if response.status >= 300:
-            raise OSError(f"notify receiver answered {response.status}")
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST `body` to `url` and return the 2xx status; NotifyFailed for anything else (no
+    redirect is followed, no proxy used). The whole exchange is cut off after `timeout`, so a
+    receiver trickling its answer a byte at a time cannot hold the thread longer either."""
+    parts = urlsplit(url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {
+        **headers,
+        "Content-Type": "application/json",
+        "User-Agent": "progress-service",
+        "Connection": "close",
+    }
+    cutoff = threading.Timer(timeout, _cut, (connection,))
+    cutoff.daemon = True
+    cutoff.start()
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        status = response.status
+    except (OSError, http.client.HTTPException) as exc:
+        raise NotifyFailed(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        cutoff.cancel()
+        connection.close()
+    if 300 <= status < 400:
+        raise NotifyFailed(f"receiver answered {status} (redirects are not followed)")
+    if not 200 <= status < 300:
+        raise NotifyFailed(f"receiver answered {status}")
+    return status
+
+
+def _cut(connection: http.client.HTTPConnection) -> None:
+    """Unblock a request past its deadline: shutting the socket down wakes the thread in recv."""
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

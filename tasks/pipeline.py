@@ -29,13 +29,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.model import AcceptOutcome, JobSnapshot, chart_etag
+from domain.model import AcceptOutcome, CreateOutcome, JobSnapshot, chart_etag
 from tasks.broker import Broker
 from tasks.settings import Settings
-from tasks.store import AppliedBatch, Store, Update, encode_row
+from tasks.store import AcceptLimits, AppliedBatch, Store, Update, encode_row
 
 INGEST_QUEUE = "ingest"
 RENDER_QUEUE = "render"
+NOTIFY_QUEUE = "notify"  # its own worker, so a slow receiver holds no renderer
 # Tasks by name (tasks/ingest.py, render.py, maintenance.py, notify.py define them).
 DRAIN = "tasks.ingest.drain"
 APPLY_BATCH = "tasks.ingest.apply_batch"
@@ -71,6 +72,9 @@ class Pipeline:
         self.broker = broker
         self.settings = settings
         self._drain_ttl_ms = int(settings.redeliver_after * 1000)
+        self._limits = AcceptLimits(
+            settings.max_workers_per_job, settings.max_inbox, settings.max_worker_rows
+        )
 
     # -- 1. accept (web) ----------------------------------------------------------------------
     def accept(
@@ -84,11 +88,7 @@ class Pipeline:
             for r in reports
         ]
         outcomes, drain_due = self.store.accept_updates(
-            updates,
-            time.time(),
-            self.settings.max_workers_per_job,
-            self._drain_ttl_ms,
-            all_or_nothing,
+            updates, time.time(), self._limits, self._drain_ttl_ms, all_or_nothing
         )
         if drain_due:
             self.ensure_drain()
@@ -96,15 +96,14 @@ class Pipeline:
 
     def create_job(
         self, jobid: str, desc: str, maxage: int, secret: str = "", notify: str = ""
-    ) -> tuple[str, float] | None:
-        """(Re)create a job and ask for its first chart. Returns (incarnation, created), or
-        None if the job exists with a secret that `secret` is not."""
-        incarnation, now = secrets.token_hex(8), time.time()
-        tag = self.store.create_job(jobid, desc, maxage, now, incarnation, secret, notify)
-        if tag is None:
-            return None
-        self.request_render(tag, not_before=now)
-        return incarnation, now
+    ) -> tuple[CreateOutcome, float]:
+        """(Re)create a job: one script, no task. Its chart is a placeholder until the first
+        update makes a render due. Returns the outcome and the time of creation."""
+        now = time.time()
+        outcome = self.store.create_job(
+            jobid, desc, maxage, now, secrets.token_hex(8), secret, notify, self.settings.max_jobs
+        )
+        return outcome, now
 
     def ensure_drain(self) -> None:
         """Queue a drain. Called only by whoever took the drain flag, so at most one drain is
@@ -139,7 +138,7 @@ class Pipeline:
             self.request_render(tag, self.render_not_before(last_render_started))
         for tag, state, url in applied.finished:
             if url:
-                self.broker.send(NOTIFY, (tag, state, url), RENDER_QUEUE)
+                self.broker.send(NOTIFY, (tag, state, url), NOTIFY_QUEUE)
 
     # -- 4, 5. render due, render (render) ----------------------------------------------------
     def render_not_before(self, last_render_started: float) -> float:

@@ -24,6 +24,19 @@ class Settings:
     port: int = 8000
     web_processes: int = 2  # waitress processes sharing the port (each bound to one core)
     web_threads: int = 48  # threads per web process
+    # What one web process (waitress) lets clients hold. Past connection_limit it stops accepting
+    # and new connections wait in the kernel's backlog; each open connection costs a descriptor
+    # (the process raises its soft RLIMIT_NOFILE to the hard limit) and up to
+    # max_request_header_size + web_inbuf_overflow bytes of memory while its request arrives.
+    web_connection_limit: int = 1000  # per process; worst case ~0.3 GB of request buffers
+    web_backlog: int = 2048  # connections the kernel queues (capped by net.core.somaxconn)
+    # Seconds of silence before a connection is closed (an idle keep-alive, or a client that
+    # stopped sending): lower frees slots sooner but cuts off slow links sooner.
+    web_channel_timeout: int = 30
+    # Request line + headers; larger gets 431. A GET update with every field at its longest,
+    # percent-encoded, is about 20 KB.
+    web_max_request_header_size: int = 65536
+    web_inbuf_overflow: int = 262144  # body bytes held in memory; beyond, spooled to a temp file
     public_url: str = ""  # base for the URLs create returns; default: the request's own host
     render_interval: float = 1.0  # a job is re-rendered at most this often
     expire_every: float = 60.0  # how often beat deletes jobs older than their maxage
@@ -36,11 +49,22 @@ class Settings:
     max_desc_length: int = 1024
     max_body_bytes: int = 1 << 20
     max_workers_per_job: int = 100_000
-    create_wait: float = 3.0  # create waits this long for the first chart to be rendered
+    # Storage bounds: past them the service answers 503 with Retry-After instead of growing
+    # Redis without end (a worker row is about 120 bytes, a job's chart 5-50 KB).
+    max_jobs: int = 10_000
+    max_worker_rows: int = 5_000_000  # all jobs together
+    max_inbox: int = 1_000_000  # updates accepted but not yet applied (ingest falling behind)
+    create_rate_limit: float = 2.0  # creates per second per client address (burst 60); 0 = off
+    redis_maxmemory: str = "1gb"  # the embedded Redis's limit (make run without REDIS_URL)
     redis_timeout: float = 1.0  # every Redis call gives up after this, so callers get a 503
     list_jobs: bool = True
     update_rate_limit: float = 0.0  # updates per second per client address; 0 = no limit
     notify_hosts: str = ""  # comma-separated hosts (host or host:port) create's notify may call
+    # The hook's signing key (Standard Webhooks: whsec_ and the base64 of 24-64 random bytes).
+    # Receivers verify with it, so the operator sets it and gives it to them. Empty: the notify
+    # workers generate one and share it through Redis (Store.notify_key), which only someone who
+    # can read Redis can then give to receivers.
+    notify_key: str = ""
 
     @property
     def notify_allowed(self) -> frozenset[str]:

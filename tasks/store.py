@@ -16,6 +16,7 @@ of a job shares the hash tag {T}):
   progress:render:due    zset   T -> time a render was scheduled or started, until it finishes
   progress:render:later  zset   T -> time a running worker turns stale, so the chart must change
   progress:stats         hash   service-wide counters and latency histograms (see metrics)
+  progress:notify:key    string the completion hook's signing key when PROGRESS_NOTIFY_KEY is empty
 The global keys make multi-job operations cheap; a Redis Cluster would need them split per slot.
 """
 
@@ -34,7 +35,17 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
-from domain.model import STORED_LETTER, JobSnapshot, WorkerRow, natural_key, reported_state
+from domain.model import (
+    STORED_LETTER,
+    CreateOutcome,
+    JobInfo,
+    JobSnapshot,
+    WorkerRow,
+    indexed_summary,
+    natural_bytes,
+    natural_key,
+    reported_state,
+)
 
 EXPIRY = "progress:jobs:expiry"
 RECENT = "progress:jobs:recent"
@@ -46,6 +57,8 @@ RENDER_DUE = "progress:render:due"
 RENDER_LATER = "progress:render:later"
 STATS = "progress:stats"
 LAST_STAMP = "progress:stamp"
+NOTIFY_KEY = "progress:notify:key"
+ETA_PROBE = 64  # entries of a job's ETA index looked through for one not stale
 FULL = 0.95  # of maxmemory: writes large enough to matter start to be refused
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STAMP_DIGITS = 17  # microseconds since 1970, zero-padded, so rows compare as strings
@@ -72,6 +85,16 @@ def _keys(tag: str) -> tuple[str, str, str]:
     """A job's own keys: meta, workers, chart."""
     prefix = f"progress:{{{tag}}}"
     return f"{prefix}:meta", f"{prefix}:workers", f"{prefix}:chart"
+
+
+def _index_keys(tag: str) -> tuple[str, str, str, str, str]:
+    """A job's indexes, kept by apply.lua: order, failed, active, finish, blocked."""
+    prefix = f"progress:{{{tag}}}"
+    return tuple(f"{prefix}:{name}" for name in ("order", "failed", "active", "finish", "blocked"))
+
+
+def _all_keys(tag: str) -> list[str]:
+    return [*_keys(tag), *_index_keys(tag)]
 
 
 LUA_DIR = Path(__file__).with_name("lua")
@@ -123,6 +146,13 @@ class AppliedBatch:
 
 
 @dataclass(frozen=True)
+class AcceptLimits:
+    workers_per_job: int
+    inbox: int  # updates waiting to be applied
+    worker_rows: int  # of all jobs together
+
+
+@dataclass(frozen=True)
 class RenderStart:
     snapshot: JobSnapshot
     chart_version: int | None
@@ -146,7 +176,7 @@ class Store:
         self._apply, self._create = script("apply"), script("create")
         self._begin_render, self._finish_render = script("begin_render"), script("finish_render")
         self._expire, self._wake = script("expire"), script("wake")
-        self._claim_overdue = script("claim_overdue")
+        self._claim_overdue, self._summary = script("claim_overdue"), script("summary")
 
     def _own_connection(self) -> Redis:
         """This thread's own connection, for the per-request calls: taking one from the pool
@@ -168,13 +198,13 @@ class Store:
         incarnation: str,
         secret: str = "",
         notify: str = "",
-    ) -> str | None:
-        """(Re)create a job with no workers; returns its tag, or None if the job exists with a
-        secret and `secret` is not it. Updates queued for an earlier incarnation of the same id
-        are dropped when applied."""
+        max_jobs: int = 10**9,
+    ) -> CreateOutcome:
+        """(Re)create a job with no workers. Updates queued for an earlier incarnation of the
+        same id are dropped when applied."""
         tag = job_tag(jobid)
-        created = self._create(
-            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS],
+        outcome = self._create(
+            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, *_index_keys(tag)],
             args=[
                 tag,
                 jobid,
@@ -185,9 +215,10 @@ class Store:
                 repr(now + maxage),
                 secret_digest(jobid, secret),
                 notify,
+                max_jobs,
             ],
         )
-        return tag if created else None
+        return CreateOutcome(outcome)
 
     def snapshot(self, jobid: str) -> JobSnapshot | None:
         meta_key, workers_key, _ = _keys(job_tag(jobid))
@@ -204,34 +235,90 @@ class Store:
             etag, png = redis.hget(chart_key, "etag"), None
         return Chart(etag.decode(), png) if etag else None
 
+    def job_title(self, jobid: str) -> tuple[str, str] | None:
+        """A job's incarnation and description, or None if there is no such job."""
+        incarnation, desc = self._own_connection().hmget(
+            _keys(job_tag(jobid))[0], "incarnation", "desc"
+        )
+        return None if incarnation is None else (incarnation.decode(), desc.decode())
+
     def job_exists(self, jobid: str) -> bool:
         return bool(self.redis.exists(_keys(job_tag(jobid))[0]))
 
-    def recent_jobs(self, offset: int, limit: int) -> tuple[int, list[JobSnapshot]]:
+    def recent_jobs(
+        self, offset: int, limit: int, now: float, stale_after: float
+    ) -> tuple[int, list[JobInfo]]:
+        """The newest jobs first, from `offset`, with their summaries; and how many there are."""
         with self.redis.pipeline(transaction=False) as pipe:
             total, tags = pipe.zcard(RECENT).zrevrange(RECENT, offset, offset + limit - 1).execute()
+        infos = self.job_infos([t.decode() for t in tags], now, stale_after)
+        return total, [info for info in infos if info is not None]
+
+    def job_infos(self, tags: list[str], now: float, stale_after: float) -> list[JobInfo | None]:
+        """Jobs and their summaries, without reading their workers (tasks/lua/summary.lua),
+        in one round trip; None for a job that does not exist."""
         with self.redis.pipeline(transaction=False) as pipe:
             for tag in tags:
-                meta_key, workers_key, _ = _keys(tag.decode())
-                pipe.hgetall(meta_key).hgetall(workers_key)
+                meta, workers, _ = _keys(tag)
+                _, _, active, finish, blocked = _index_keys(tag)
+                self._summary(
+                    keys=[meta, workers, active, finish, blocked],
+                    args=[repr(now), stale_after, ETA_PROBE],
+                    client=pipe,
+                )
             replies = pipe.execute()
-        jobs = [_snapshot(m, w) for m, w in zip(replies[::2], replies[1::2]) if m]
-        return total, jobs
+        return [_job_info(reply, now) if reply else None for reply in replies]
+
+    def job_info(self, jobid: str, now: float, stale_after: float) -> JobInfo | None:
+        return self.job_infos([job_tag(jobid)], now, stale_after)[0]
+
+    def worker_page(
+        self, jobid: str, after: str | None, limit: int
+    ) -> tuple[list[WorkerRow], str | None]:
+        """Up to `limit` workers in natural order of their ids, from the one after `after`
+        (from the first with None); and the id to continue after, if more follow."""
+        tag = job_tag(jobid)
+        start = b"(" + natural_bytes(after) if after is not None else b"-"
+        members = self.redis.zrangebylex(_index_keys(tag)[0], start, b"+", 0, limit + 1)
+        workids = [m.split(b"\x00", 1)[1] for m in members[:limit]]
+        rows = self._rows(tag, workids)
+        more = len(members) > limit and rows
+        return rows, rows[-1].workid if more else None
+
+    def problems(
+        self, jobid: str, now: float, stale_after: float, limit: int
+    ) -> tuple[list[WorkerRow], list[WorkerRow]]:
+        """Up to `limit` failed workers (the latest failures) and up to `limit` stale ones (the
+        longest silent), found through the indexes, not by reading every worker."""
+        tag = job_tag(jobid)
+        _, failed, active, _, _ = _index_keys(tag)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(failed, 0, limit - 1)
+            pipe.zrangebyscore(active, "-inf", f"({now - stale_after!r}", 0, limit)
+            failed_ids, stale_ids = pipe.execute()
+        return self._rows(tag, failed_ids), self._rows(tag, stale_ids)
+
+    def _rows(self, tag: str, workids: list[bytes]) -> list[WorkerRow]:
+        if not workids:
+            return []
+        rows = self.redis.hmget(_keys(tag)[1], workids)
+        return [decode_row(w.decode(), r.decode()) for w, r in zip(workids, rows) if r is not None]
 
     # -- the update path ---------------------------------------------------------------------
     def accept_updates(
         self,
         updates: list[Update],
         now: float,
-        max_workers: int,
+        limits: AcceptLimits,
         drain_ttl_ms: int,
         all_or_nothing: bool = False,
     ) -> tuple[list[int], bool]:
         """Append updates to the inbox, durably. Returns per update an AcceptOutcome, and
         whether a drain must be queued now (this call took the drain flag)."""
-        keys: list[str] = [INBOX, DRAIN_FLAG, LAST_STAMP]
+        keys: list[str] = [INBOX, DRAIN_FLAG, LAST_STAMP, STATS]
         job_index: dict[str, int] = {}
-        args: list = [repr(now), max_workers, drain_ttl_ms, int(all_or_nothing)]
+        args: list = [repr(now), limits.workers_per_job, drain_ttl_ms, int(all_or_nothing)]
+        args += [limits.inbox, limits.worker_rows]
         for u in updates:
             tag = job_tag(u.jobid)
             if tag not in job_index:
@@ -263,18 +350,18 @@ class Store:
     def apply_batch(self, batch_id: str, entries: list[str], now: float) -> AppliedBatch:
         """Apply a claimed batch and clear its record, in one atomic step. Safe to repeat: a
         row only replaces an older one."""
-        per_job: dict[tuple[str, str], list[str]] = defaultdict(list)
+        per_job: dict[tuple[str, str], list] = defaultdict(list)
         oldest = None
         for entry in entries:
             tag, incarnation, workid, row = entry.split("\n", 3)
-            per_job[(tag, incarnation)] += [workid, row]
+            per_job[(tag, incarnation)] += [workid, row, natural_bytes(workid)]
             stamp = row[:STAMP_DIGITS]
             oldest = stamp if oldest is None or stamp < oldest else oldest
         keys: list[str] = [BATCHES, BATCHES_DUE, RENDER_DUE, STATS]
         args: list = [batch_id, repr(now)]
-        for (tag, incarnation), pairs in per_job.items():
-            keys += _keys(tag)[:2]
-            args += [tag, incarnation, len(pairs) // 2, *pairs]
+        for (tag, incarnation), triples in per_job.items():
+            keys += [*_keys(tag)[:2], *_index_keys(tag)]
+            args += [tag, incarnation, len(triples) // 3, *triples]
         results = self._apply(keys=keys, args=args)
         applied = AppliedBatch(oldest_accepted=int(oldest) / 1e6)
         for (tag, _), (_, scheduled, rendered_at, finished, notify) in zip(per_job, results):
@@ -333,8 +420,16 @@ class Store:
         for tag in self.redis.zrangebyscore(EXPIRY, "-inf", now):
             tag = tag.decode()
             deleted += self._expire(
-                keys=[*_keys(tag), STATS, EXPIRY, RECENT, RENDER_DUE, RENDER_LATER],
-                args=[tag, repr(now)],
+                keys=[
+                    STATS,
+                    _keys(tag)[1],
+                    EXPIRY,
+                    RECENT,
+                    RENDER_DUE,
+                    RENDER_LATER,
+                    *_all_keys(tag),
+                ],
+                args=[tag, repr(now), 3],
             )
         return deleted
 
@@ -383,6 +478,13 @@ class Store:
             return f"Redis is nearly out of memory ({used / limit:.0%} of maxmemory)"
         return None
 
+    def notify_key(self, candidate: str) -> str:
+        """The hook's signing key shared by every notify worker: the stored one, or `candidate`
+        stored if there is none yet (whoever stores first wins; the others read it)."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            _, stored = pipe.set(NOTIFY_KEY, candidate, nx=True).get(NOTIFY_KEY).execute()
+        return stored.decode()
+
     def heartbeat(self, role: str, now: float) -> None:
         self.redis.hset(STATS, f"heartbeat:{role}", repr(now))
 
@@ -412,6 +514,34 @@ class Store:
 
 def _pairs(flat: list) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2]))
+
+
+def _job_info(reply: list, now: float) -> JobInfo:
+    values, workers, stale, _fresh_blocked, finish_at = reply
+    jobid, desc, created, maxage, incarnation, version, running, done, failed, pct_sum, last = (
+        values
+    )
+    summary = indexed_summary(
+        workers=workers,
+        running=int(running or 0),
+        done=int(done or 0),
+        failed=int(failed or 0),
+        stale=stale,
+        pct_sum=float(pct_sum or 0),
+        last_update=float(last) if last else None,
+        finish_at=float(finish_at) if finish_at else None,
+        now=now,
+    )
+    return JobInfo(
+        jobid=jobid.decode(),
+        desc=desc.decode(),
+        created=float(created),
+        maxage=int(maxage),
+        incarnation=incarnation.decode(),
+        version=int(version),
+        workers=workers,
+        summary=summary,
+    )
 
 
 def _snapshot(meta: dict[bytes, bytes], workers: dict[bytes, bytes]) -> JobSnapshot:

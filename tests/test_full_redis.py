@@ -26,7 +26,9 @@ def full_redis(tmp_path):
 
 
 def test_a_full_redis_answers_503_and_loses_nothing_acknowledged(full_redis):
-    settings = Settings.from_env({"REDIS_URL": full_redis.url}, redeliver_after=0.1)
+    settings = Settings.from_env(
+        {"REDIS_URL": full_redis.url}, redeliver_after=0.1, redis_timeout=10
+    )
     store = Store(full_redis.client())
     pipeline = Pipeline(store, RecordingBroker(), settings)
     client = falcon.testing.TestClient(create_app(settings, store, pipeline, quiet_log()))

@@ -136,7 +136,8 @@ class Cluster:
         return int(code), body
 
     def status(self, jobid: str) -> dict | None:
-        code, body = self.curl("progress/status", jobid=jobid, workers="all")
+        # One page of up to 10,000 workers (the most the service lists at once) holds them all.
+        code, body = self.curl("progress/status", jobid=jobid, workers="all", limit=10000)
         return json.loads(body) if code == 200 else None
 
     def python(self, script: str, *args: str, timeout: float = 60) -> str:

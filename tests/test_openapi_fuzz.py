@@ -41,19 +41,6 @@ FUZZ_EXAMPLES = 100  # Hypothesis cases per operation, on top of its coverage ca
 MIN_REQUESTS = 100  # an operation that got fewer was not really fuzzed
 
 
-def no_server_error(ctx, response, case):
-    """not_a_server_error, but for render's 503 while a job's first chart is being drawn: by
-    design, and in this process, with no render worker, no chart is ever drawn."""
-    if (
-        case.operation.path == "/progress/render"
-        and response.status_code == 503
-        and response.json().get("description") == "the first chart of this job is being drawn"
-        and response.headers.get("retry-after")
-    ):
-        return None
-    return not_a_server_error(ctx, response, case)
-
-
 def valid_data_accepted(ctx, response, case):
     """positive_data_acceptance, but for the one rule a schema cannot state, as it spans two
     fields: current / total must be a finite percentage (the description of total says so)."""
@@ -63,7 +50,7 @@ def valid_data_accepted(ctx, response, case):
 
 
 CHECKS = [
-    no_server_error,
+    not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,

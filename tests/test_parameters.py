@@ -149,5 +149,12 @@ def test_only_the_table_s_endpoints_take_parameters(spec):
     assert set(PATHS) == set(ENDPOINT_PARAMS)
 
 
-def test_status_filters_by_the_table_s_workers_values():
-    assert set(api.resources.WORKER_FILTERS) == set(WORKERS.values)
+def test_status_answers_each_of_the_table_s_workers_values(client, jobid):
+    client.simulate_get("/progress/create", params={"jobid": jobid})
+    client.simulate_post(
+        "/progress/update", json=[{"jobid": jobid, "workid": "w", "current": 1, "total": 2}]
+    )
+    for which in WORKERS.values:
+        resp = client.simulate_get("/progress/status", params={"jobid": jobid, "workers": which})
+        assert resp.status_code == 200, (which, resp.text)
+        assert isinstance(resp.json["workers"], list)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from domain.model import AcceptOutcome
+from domain.model import AcceptOutcome, CreateOutcome
 from tasks.pipeline import APPLY_BATCH, DRAIN, RENDER, Pipeline, WorkerReport
 from tasks.settings import Settings
 from tasks.store import Store, job_tag
@@ -64,10 +64,17 @@ def test_refused_updates_queue_nothing(pipeline):
     assert pipeline.broker.sent == []
 
 
+def test_create_sends_no_task(pipeline):
+    assert pipeline.create_job("j", "", 60)[0] == CreateOutcome.CREATED
+    assert pipeline.broker.sent == []  # its chart is the placeholder until the first update
+
+
 def test_renders_are_requested_at_most_once_per_interval(pipeline):
     pipeline.create_job("j", "", 60)
     tag = job_tag("j")
-    assert pipeline.broker.named(RENDER) == [(tag,)]
+    pipeline.accept([report("j", "first")])
+    pipeline.drain()
+    assert [s[3] for s in pipeline.broker.sent if s[0] == RENDER] == [0.0]  # never drawn: now
     pipeline.render(tag, draw)  # the first chart; its start is the last render start
     started = time.time()
     pipeline.broker.sent.clear()
@@ -85,6 +92,8 @@ def test_renders_are_requested_at_most_once_per_interval(pipeline):
 def test_a_change_during_a_render_requests_the_next_one(pipeline):
     pipeline.create_job("j", "", 60)
     tag = job_tag("j")
+    pipeline.accept([report("j", "first")])
+    pipeline.drain()
     pipeline.broker.sent.clear()
 
     def draw_while_an_update_lands(snapshot, now, stale_after):
@@ -99,6 +108,8 @@ def test_a_change_during_a_render_requests_the_next_one(pipeline):
 def test_an_unchanged_job_is_not_drawn_again(pipeline):
     pipeline.create_job("j", "", 60)
     tag = job_tag("j")
+    pipeline.accept([report("j", "first")])
+    pipeline.drain()
     drawn = []
     pipeline.render(tag, lambda s, now, stale_after: drawn.append(s) or b"png")
     pipeline.render(tag, lambda s, now, stale_after: drawn.append(s) or b"png")
@@ -108,6 +119,8 @@ def test_an_unchanged_job_is_not_drawn_again(pipeline):
 def test_the_sweep_sends_again_what_a_killed_process_left(pipeline):
     pipeline.create_job("j", "", 60)
     tag = job_tag("j")
+    pipeline.accept([report("j", "first")])
+    pipeline.drain()  # ... and its render was lost with the render worker
     pipeline.accept([report("j", "w")])
     # A drain claimed this batch and died before applying it; the render due was never run.
     entries, _ = pipeline.store.claim_inbox("lost", time.time(), 100, 200)

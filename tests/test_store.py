@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from tasks.store import Store, Update, _keys, encode_row, job_tag
+from domain.model import AcceptOutcome
+from tasks.store import AcceptLimits, Store, Update, _keys, encode_row, job_tag
 from tests.harness import RedisServer
 
 
@@ -23,11 +24,17 @@ def store(tmp_path_factory):
 DRAIN_TTL_MS = 60_000
 
 
-def accept(store, jobid, *rows, max_workers=100_000, all_or_nothing=False):
+def accept(
+    store, jobid, *rows, max_workers=100_000, max_inbox=10**6, max_rows=10**7, all_or_nothing=False
+):
     """Accept (workid, current) rows, in this order; return the outcomes."""
     updates = [Update(jobid, w, encode_row(cur, 10, True, "")) for w, cur in rows]
     outcomes, _ = store.accept_updates(
-        updates, time.time(), max_workers, DRAIN_TTL_MS, all_or_nothing
+        updates,
+        time.time(),
+        AcceptLimits(max_workers, inbox=max_inbox, worker_rows=max_rows),
+        DRAIN_TTL_MS,
+        all_or_nothing,
     )
     return outcomes
 
@@ -121,7 +128,8 @@ def test_ids_cannot_reach_other_jobs_keys(store):
 
 def test_expiry_deletes_every_key_of_the_job(store, jobid):
     now = time.time()
-    tag = store.create_job(jobid, "", 1, now, "inc")
+    store.create_job(jobid, "", 1, now, "inc")
+    tag = job_tag(jobid)
     accept(store, jobid, ("w", 1.0))
     apply(store, *claim(store))
     store.redis.hset(_keys(tag)[2], mapping={"etag": "x", "png": b"png"})
@@ -130,3 +138,25 @@ def test_expiry_deletes_every_key_of_the_job(store, jobid):
     assert list(store.redis.scan_iter(match=f"progress:{{{tag}}}*")) == []
     for zset in ("progress:jobs:expiry", "progress:jobs:recent", "progress:render:due"):
         assert store.redis.zscore(zset, tag) is None
+
+
+def test_a_full_inbox_refuses_updates_until_ingest_catches_up(store, jobid):
+    store.create_job(jobid, "", 60, time.time(), "inc1")
+    store.redis.delete("progress:inbox")
+    assert accept(store, jobid, ("a", 1.0), ("b", 1.0), max_inbox=2) == [1, 1]
+    assert accept(store, jobid, ("c", 1.0), max_inbox=2) == [AcceptOutcome.BACKLOG]
+    apply(store, *claim(store))
+    assert accept(store, jobid, ("c", 1.0), max_inbox=2) == [1]
+    apply(store, *claim(store))
+
+
+def test_past_the_service_wide_row_limit_only_known_workers_are_accepted(store, jobid):
+    store.create_job(jobid, "", 60, time.time(), "inc1")
+    accept(store, jobid, ("a", 1.0))
+    apply(store, *claim(store))
+    rows = int(store.redis.hget("progress:stats", "workers"))
+    assert accept(store, jobid, ("a", 2.0), ("new", 1.0), max_rows=rows) == [
+        AcceptOutcome.ACCEPTED,
+        AcceptOutcome.STORAGE_FULL,
+    ]
+    apply(store, *claim(store))

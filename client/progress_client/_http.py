@@ -18,6 +18,7 @@ ENV_SECRET = "PROGRESS_SECRET"
 
 # Outcome of one HTTP attempt, as the retry logic sees it.
 OK = "ok"
+STATUS_PAGE = 10_000  # workers per status request, the most the service gives
 RETRY = "retry"  # connection error, timeout, 5xx, 429: the service may recover
 REJECT = "reject"  # any other 4xx: sending the same thing again cannot help
 
@@ -192,3 +193,18 @@ def _json_body(resp: requests.Response, url: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ProgressError(f"{url} did not answer with a JSON object: is this a progress service?")
     return body
+
+
+def full_status(
+    base_url: str, jobid: str, *, timeout: float = 10.0
+) -> tuple[dict[str, Any], requests.Response]:
+    """A job's status with every worker: the service lists them a page at a time (in natural
+    order of their ids, `next_after` naming where the next page starts), so follow the pages."""
+    params: dict[str, Any] = {"jobid": jobid, "workers": "all", "limit": STATUS_PAGE}
+    body, resp = request_json(base_url, "status", params, timeout=timeout)
+    workers = list(body.get("workers") or [])
+    while body.get("next_after"):
+        params["after"] = body["next_after"]
+        body, resp = request_json(base_url, "status", params, timeout=timeout)
+        workers += body.get("workers") or []
+    return {**body, "workers": workers, "next_after": None, "next": None}, resp

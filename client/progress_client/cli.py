@@ -314,9 +314,7 @@ def cmd_ls(args: argparse.Namespace, base_url: str) -> int:
 
 
 def cmd_info(args: argparse.Namespace, base_url: str) -> int:
-    body, resp = _http.request_json(
-        base_url, "status", {"jobid": args.jobid}, timeout=_http_timeout(args)
-    )
+    body, resp = _http.full_status(base_url, args.jobid, timeout=_http_timeout(args))
     if args.json:
         _print_json(body)
         return EXIT_OK
@@ -349,9 +347,7 @@ def cmd_info(args: argparse.Namespace, base_url: str) -> int:
 
 
 def cmd_pending(args: argparse.Namespace, base_url: str) -> int:
-    body, _ = _http.request_json(
-        base_url, "status", {"jobid": args.jobid}, timeout=_http_timeout(args)
-    )
+    body, _ = _http.full_status(base_url, args.jobid, timeout=_http_timeout(args))
     for w in body.get("workers") or []:
         if _as_float(w.get("percent"), 0.0) < 100.0:
             print(_clean(w.get("workid", "")))
@@ -365,9 +361,9 @@ def cmd_wait(args: argparse.Namespace, base_url: str) -> int:
     last_line = ""
     while True:
         try:
-            body, resp = _http.request_json(
-                base_url, "status", {"jobid": args.jobid}, timeout=_http_timeout(args)
-            )
+            # The counts cover every worker; the failed and stale ones are listed by name.
+            params = {"jobid": args.jobid, "workers": "problems"}
+            body, resp = _http.request_json(base_url, "status", params, timeout=_http_timeout(args))
         except ServiceUnavailable as exc:
             errors += 1
             if not answered or errors >= args.max_errors:
@@ -399,8 +395,10 @@ def _verdict(args: argparse.Namespace, body: dict[str, Any]) -> int | None:
         names = ", ".join(_describe_worker(w) for w in failed)
         _error(f"job {_clean(args.jobid)!r}: {len(failed)} worker(s) failed: {names}")
         return EXIT_FAILED
-    done = sum(1 for w in workers if w.get("state") == "done")
-    if workers and done == len(workers) and done >= args.workers:
+    counts = body.get("counts") or {}
+    done = counts.get("done", 0)
+    unfinished = sum(counts.get(k, 0) for k in ("running", "failed", "stale"))
+    if done and not unfinished and done >= args.workers:
         if not args.quiet:
             _note(f"job {_clean(args.jobid)!r}: all {done} worker(s) done")
         return EXIT_OK

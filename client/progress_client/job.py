@@ -123,12 +123,11 @@ class Job:
         return _http.page_url(self.base_url, "show", jobid=self.jobid, interval=_number(interval))
 
     def status(self) -> dict[str, Any]:
-        """The job's current status as the service reports it (GET /progress/status).
+        """The job's current status as the service reports it (GET /progress/status), with
+        every worker (the service pages them; this follows the pages).
 
         Raises JobNotFound, ServiceUnavailable or RequestRejected."""
-        body, _ = _http.request_json(
-            self.base_url, "status", {"jobid": self.jobid}, timeout=self.timeout
-        )
+        body, _ = _http.full_status(self.base_url, self.jobid, timeout=self.timeout)
         return body
 
     def worker(

@@ -3,23 +3,29 @@
 -- order in which updates win) comes from Redis's clock, made strictly increasing: no web
 -- host's clock, stepped back or skewed, can let an older update overwrite a newer one.
 -- KEYS[1] inbox   KEYS[2] drain flag   KEYS[3] last stamp given
--- KEYS[2j+2], KEYS[2j+3]  meta and workers of the j-th job named in ARGV (j = 1, 2, ...)
--- ARGV: now, max_workers, drain_ttl_ms, all_or_nothing ('1' or '0'), then per update:
+-- KEYS[2j+3], KEYS[2j+4]  meta and workers of the j-th job named in ARGV (j = 1, 2, ...)
+-- KEYS[4] stats (the count of worker rows of all jobs)
+-- ARGV: now, max_workers, drain_ttl_ms, all_or_nothing ('1' or '0'), max_inbox,
+--       max_worker_rows, then per update:
 --       job index j, tag, workid, row without its stamp (tasks.store.encode_row), secret digest
 -- Returns per update an outcome (domain.model.AcceptOutcome), then 1 if a drain must be queued.
 --- @include "secret_matches"
 --- @include "take_drain_flag"
-local UNKNOWN_JOB, ACCEPTED, TOO_MANY_WORKERS, WRONG_SECRET = 0, 1, 2, 3
-local inbox, drain_flag, last_stamp = KEYS[1], KEYS[2], KEYS[3]
+local UNKNOWN_JOB, ACCEPTED, TOO_MANY_WORKERS, WRONG_SECRET, BACKLOG, STORAGE_FULL =
+  0, 1, 2, 3, 4, 5
+local inbox, drain_flag, last_stamp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, max_workers, drain_ttl_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local all_or_nothing = ARGV[4] == '1'
+local max_inbox, max_worker_rows = tonumber(ARGV[5]), tonumber(ARGV[6])
+local backlog = redis.call('LLEN', inbox) >= max_inbox
+local rows = tonumber(redis.call('HGET', stats, 'workers') or '0')
 
 local outcomes, entries, jobs = {}, {}, {}
 local refused = false
-for i = 5, #ARGV, 5 do
+for i = 7, #ARGV, 5 do
   local j, tag, workid, row, secret = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
                                       ARGV[i + 4]
-  local meta_key, workers_key = KEYS[2 * j + 2], KEYS[2 * j + 3]
+  local meta_key, workers_key = KEYS[2 * j + 3], KEYS[2 * j + 4]
   local job = jobs[j]
   if job == nil then
     local meta = redis.call('HMGET', meta_key, 'incarnation', 'secret')
@@ -31,8 +37,12 @@ for i = 5, #ARGV, 5 do
     outcome = UNKNOWN_JOB
   elseif not secret_matches(job.secret, secret) then
     outcome = WRONG_SECRET
-  elseif job.size >= max_workers and redis.call('HEXISTS', workers_key, workid) == 0 then
-    outcome = TOO_MANY_WORKERS
+  elseif backlog then
+    outcome = BACKLOG
+  elseif (job.size >= max_workers or rows >= max_worker_rows)
+      and redis.call('HEXISTS', workers_key, workid) == 0 then
+    -- a new worker (rows are counted when applied: the bound may be passed by one inbox's worth)
+    outcome = job.size >= max_workers and TOO_MANY_WORKERS or STORAGE_FULL
   end
   outcomes[#outcomes + 1] = outcome
   if outcome == ACCEPTED then

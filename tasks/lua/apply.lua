@@ -1,62 +1,123 @@
 -- Apply a claimed batch and delete its record, as one atomic step: if any write fails (Redis
 -- out of memory), the record stays and beat's sweep sends the batch again; applying twice is
 -- harmless. Per worker the newer stamp wins; updates for another incarnation of their job are
--- dropped. The state letter after a row's stamp keeps each job's counts of running and failed
--- workers current, so completion is noticed here, once per incarnation (HSETNX finished). A
--- change records that a render is due (unless one already is).
+-- dropped. A change records that a render is due (unless one already is).
+-- Each job's summary and indexes are kept current here, so that no read has to go through all
+-- of a job's rows (tasks.store.Store.summaries, problems, worker_page):
+--   meta     running, done, failed (counts), pct_sum (the sum of the percents, clipped to
+--            0..100, of the workers not done: each done one counts exactly 100, so a finished job
+--            is exactly 100 % whatever the rounding), last_update; completion is noticed once
+--            per incarnation (HSETNX finished)
+--   order    every worker, in natural order of its id (domain.model.natural_bytes)
+--   failed   failed workers, by time of update
+--   active   running workers, by time of update: the stale ones are the oldest
+--   finish   running workers with an ETA, by projected finish time (domain.model.summarize)
+--   blocked  running workers without one (no progress yet, or too little history), by update
 -- KEYS[1] batches (hash)   KEYS[2] batches due (zset)   KEYS[3] renders due (zset)   KEYS[4] stats
--- KEYS[2j+3], KEYS[2j+4]   meta and workers of the j-th job of the batch (j = 1, 2, ...)
+-- KEYS[7j-2 .. 7j+4]  of the j-th job of the batch (j = 1, 2, ...): meta, workers, order,
+--                     failed, active, finish, blocked
 -- ARGV[1] batch id   ARGV[2] now
--- ARGV[3..] per job: tag, incarnation, number of updates n, then n pairs of workid, row
+-- ARGV[3..] per job: tag, incarnation, number of updates n, then n triples of workid, row,
+--           natural-order member
 -- Returns per job {rows changed, 1 if a render became due, when the job's last render started,
 --                  'done'/'failed' if the job just finished, its notify URL}.
 local batches, batches_due, renders_due, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local batch_id, now = ARGV[1], ARGV[2]
 local STAMP_DIGITS = 17  -- tasks.store.STAMP_DIGITS
+local ETA_HISTORY = 5  -- seconds of history before a worker's rate is trusted (domain.model)
 local NOTHING = {0, 0, '0', '', ''}
 
-local function state_of(row) return string.sub(row, STAMP_DIGITS + 1, STAMP_DIGITS + 1) end
-local function stamp_of(row) return string.sub(row, 1, STAMP_DIGITS) end
+-- A stored row: stamp (microseconds), state letter (domain.model.STORED_LETTER: r running,
+-- d done, f failed), then the JSON of [current, total, ok, desc].
+local function parse(row)
+  local values = cjson.decode(string.sub(row, STAMP_DIGITS + 2))
+  local current, total = values[1], values[2]
+  local percent = 0
+  if total > 0 then percent = math.min(100, math.max(0, 100 * current / total)) end
+  return {
+    stamp = string.sub(row, 1, STAMP_DIGITS),
+    updated = tonumber(string.sub(row, 1, STAMP_DIGITS)) / 1e6,
+    state = string.sub(row, STAMP_DIGITS + 1, STAMP_DIGITS + 1),
+    current = current, total = total, percent = percent,
+  }
+end
 
-local function apply_job(meta, workers, tag, incarnation, first, last)
-  if redis.call('HGET', meta, 'incarnation') ~= incarnation then return NOTHING end
-  redis.call('HINCRBY', meta, 'updates', (last - first + 1) / 2)
-  local changed, added, running, failed = 0, 0, 0, 0
-  for i = first, last, 2 do
-    local workid, new = ARGV[i], ARGV[i + 1]
-    local old = redis.call('HGET', workers, workid)
-    if (not old) or stamp_of(old) < stamp_of(new) then
-      redis.call('HSET', workers, workid, new)
+local function apply_job(k, tag, incarnation, first, last)
+  local meta, workers, order, failed_set, active, finish, blocked =
+    k[1], k[2], k[3], k[4], k[5], k[6], k[7]
+  local job = redis.call('HMGET', meta, 'incarnation', 'created')
+  if job[1] ~= incarnation then return NOTHING end
+  local created = tonumber(job[2])
+  redis.call('HINCRBY', meta, 'updates', (last - first + 1) / 3)
+
+  local changed, added = 0, 0
+  local counts = {r = 0, d = 0, f = 0}
+  local pct_change, last_update = 0, 0
+  for i = first, last, 3 do
+    local workid, row, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local old_row = redis.call('HGET', workers, workid)
+    local new = parse(row)
+    local old = old_row and parse(old_row)
+    if (not old) or old.stamp < new.stamp then
+      redis.call('HSET', workers, workid, row)
       changed = changed + 1
-      local was, is = old and state_of(old) or '', state_of(new)
-      if not old then added = added + 1 end
-      -- letters: domain.model.STORED_LETTER (r running, d done, f failed)
-      if was == 'r' then running = running - 1 elseif was == 'f' then failed = failed - 1 end
-      if is == 'r' then running = running + 1 elseif is == 'f' then failed = failed + 1 end
+      if old then
+        counts[old.state] = counts[old.state] - 1
+        if old.state ~= 'd' then pct_change = pct_change - old.percent end
+        if old.state == 'f' then redis.call('ZREM', failed_set, workid) end
+        if old.state == 'r' then
+          redis.call('ZREM', active, workid)
+          redis.call('ZREM', finish, workid)
+          redis.call('ZREM', blocked, workid)
+        end
+      else
+        added = added + 1
+        redis.call('ZADD', order, 0, member)
+      end
+      counts[new.state] = counts[new.state] + 1
+      if new.state ~= 'd' then pct_change = pct_change + new.percent end
+      last_update = math.max(last_update, new.updated)
+      if new.state == 'f' then redis.call('ZADD', failed_set, new.updated, workid) end
+      if new.state == 'r' then
+        redis.call('ZADD', active, new.updated, workid)
+        local history = new.updated - created
+        if new.current > 0 and history >= ETA_HISTORY then
+          local finish_at = new.updated + history * (new.total - new.current) / new.current
+          redis.call('ZADD', finish, finish_at, workid)
+        else
+          redis.call('ZADD', blocked, new.updated, workid)
+        end
+      end
     end
   end
   if changed == 0 then return NOTHING end
   redis.call('HINCRBY', meta, 'version', 1)
   redis.call('HINCRBY', stats, 'workers', added)
-  running = redis.call('HINCRBY', meta, 'running', running)
-  failed = redis.call('HINCRBY', meta, 'failed', failed)
+  redis.call('HINCRBY', meta, 'done', counts.d)
+  redis.call('HINCRBYFLOAT', meta, 'pct_sum', pct_change)
+  if last_update > tonumber(redis.call('HGET', meta, 'last_update') or '0') then
+    redis.call('HSET', meta, 'last_update', string.format('%.6f', last_update))
+  end
+  local running = redis.call('HINCRBY', meta, 'running', counts.r)
+  local failed = redis.call('HINCRBY', meta, 'failed', counts.f)
   local finished = ''
   if failed > 0 or running == 0 then
     finished = failed > 0 and 'failed' or 'done'
     if redis.call('HSETNX', meta, 'finished', finished) == 0 then finished = '' end
   end
   local render_due = redis.call('ZADD', renders_due, 'NX', now, tag)
-  local job = redis.call('HMGET', meta, 'rendered_at', 'notify')
-  return {changed, render_due, job[1], finished, finished ~= '' and job[2] or ''}
+  local after = redis.call('HMGET', meta, 'rendered_at', 'notify')
+  return {changed, render_due, after[1], finished, finished ~= '' and after[2] or ''}
 end
 
 local results, i, j = {}, 3, 1
 while i <= #ARGV do
   local tag, incarnation, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local first = i + 3
-  results[j] = apply_job(KEYS[2 * j + 3], KEYS[2 * j + 4], tag, incarnation, first,
-                         first + 2 * n - 1)
-  i, j = first + 2 * n, j + 1
+  local k = {}
+  for x = 1, 7 do k[x] = KEYS[4 + 7 * (j - 1) + x] end
+  results[j] = apply_job(k, tag, incarnation, first, first + 3 * n - 1)
+  i, j = first + 3 * n, j + 1
 end
 redis.call('HDEL', batches, batch_id)
 redis.call('ZREM', batches_due, batch_id)

@@ -178,7 +178,7 @@ def wait_for_workers(service, jobid: str, count: int) -> dict:
     """Wait until the service has applied updates from `count` workers; return the status."""
 
     def status():
-        doc = service.get("status", jobid=jobid).json()
-        return doc if len(doc.get("workers", [])) == count else None
+        doc = service.get("status", jobid=jobid, workers="none").json()
+        return doc if doc.get("workers_reported") == count else None
 
     return wait_until(status, 60, what=f"{count} workers in the job's status")
