@@ -97,8 +97,23 @@ def _item_params(index: int, item) -> dict[str, str]:
                 title="Invalid parameter",
                 description=f"update [{index}]: {name!r} must be a string or a number",
             )
+        if not (_is_unicode(name) and _is_unicode(value)):
+            # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 text can hold
+            raise falcon.HTTPBadRequest(
+                title="Invalid parameter",
+                description=f"update [{index}]: names and values must be valid Unicode text "
+                "(a \\uD800-\\uDFFF escape must be half of a surrogate pair)",
+            )
         params[name] = value
     return params
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_body(req: falcon.Request, settings: Settings) -> bytes:

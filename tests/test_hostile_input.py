@@ -544,7 +544,18 @@ def guarded(client):
         ),
         max_size=2,
     ),
-    mangle=st.sampled_from(["none", "utf-16", "bom", "latin-1 desc", "truncated", "trailing"]),
+    mangle=st.sampled_from(
+        [
+            "none",
+            "utf-16",
+            "bom",
+            "latin-1 desc",
+            "truncated",
+            "trailing",
+            "lone surrogate",
+            "surrogate name",
+        ]
+    ),
 )
 def test_a_refused_batch_leaves_no_trace(client, store, guarded, good, hostile, mangle):
     drain(store)  # keeps the inbox, read below, short
@@ -570,6 +581,12 @@ def test_a_refused_batch_leaves_no_trace(client, store, guarded, good, hostile, 
         body = body[: len(body) // 2]
     elif mangle == "trailing":
         body += b" ,"
+    elif mangle == "lone surrogate":  # JSON's escape of half a UTF-16 pair: valid JSON, no text
+        first_good["desc"] = "left \ud800 alone"
+        body = json.dumps(items).encode()
+    elif mangle == "surrogate name":
+        first_good["\udfff"] = "x"
+        body = json.dumps(items).encode()
     before = job_keys(store, jobid)
     rows_before = reported_rows(store, jobid)
 
