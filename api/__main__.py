@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
 import threading
@@ -25,19 +26,57 @@ def listen(settings: Settings) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
-    sock.listen(1024)
+    sock.listen(settings.web_backlog)
     return sock
 
 
 def serve(settings: Settings, sock: socket.socket) -> None:
     """Run one server process on the shared socket (builds the app after any fork)."""
-    waitress.serve(
-        create_app(settings),
-        sockets=[sock],
-        threads=settings.web_threads,
-        connection_limit=1000,
-        ident="progress",
-    )
+    waitress.serve(create_app(settings), sockets=[sock], **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict:
+    """waitress's limits, from the settings (README, "Limits and memory")."""
+    return {
+        "threads": settings.web_threads,
+        # poll(), not select(): select() cannot watch a descriptor past 1023, and a process
+        # holding a thousand connections has such descriptors.
+        "asyncore_use_poll": True,
+        "connection_limit": settings.web_connection_limit,
+        "backlog": settings.web_backlog,
+        "channel_timeout": settings.web_channel_timeout,
+        # Idle connections are looked for this often, so one is closed within 1.5 x the timeout.
+        "cleanup_interval": max(1, settings.web_channel_timeout // 2),
+        # A body over the service's own limit is refused (413) before it is read, let alone
+        # spooled to disk. waitress refuses a body of max_request_body_size bytes or more; one
+        # of exactly PROGRESS_MAX_BODY_BYTES is allowed, as the app allows it.
+        "max_request_body_size": settings.max_body_bytes + 1,
+        "max_request_header_size": settings.web_max_request_header_size,
+        "inbuf_overflow": settings.web_inbuf_overflow,
+        "ident": "progress",
+    }
+
+
+def raise_descriptor_limit(settings: Settings) -> None:
+    """Lift the soft RLIMIT_NOFILE to the hard one (often 1024 of 1048576), so that
+    connection_limit connections, plus Redis connections and log files, can be open at once."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit cannot be the soft one: the kernel caps it at fs.nr_open.
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("event=rlimit_nofile_not_raised soft=%d hard=%d error=%s", soft, hard, exc)
+    needed = settings.web_connection_limit + settings.web_threads + 64
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "event=rlimit_nofile_low limit=%d needed=%d: raise the hard limit (LimitNOFILE=, "
+            "ulimit -Hn) or lower PROGRESS_WEB_CONNECTION_LIMIT",
+            soft,
+            needed,
+        )
 
 
 def spawn(settings: Settings, sock: socket.socket) -> int:
@@ -66,6 +105,7 @@ def _exit_if_orphaned(supervisor: int) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     settings = Settings.from_env()
+    raise_descriptor_limit(settings)
     sock = listen(settings)
     if settings.web_processes <= 1:
         serve(settings, sock)
