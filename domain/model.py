@@ -6,8 +6,11 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+
+import numpy as np
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -77,9 +80,55 @@ class WorkerRow:
         return self.ok and self.current < self.total and now - self.updated > stale_after
 
 
+# A state's position in WorkerState, the code WorkerColumns.states gives.
+STATE_CODES = {state: code for code, state in enumerate(WorkerState)}
+_LETTER_CODES = {letter.encode(): STATE_CODES[state] for state, letter in STORED_LETTER.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerColumns:
+    """Every worker of a job as the chart draws it, in natural order of their ids, as arrays
+    rather than objects: a 100,000-worker job is read and drawn without 100,000 rows."""
+
+    workids: Sequence[str]
+    percent: np.ndarray  # 100 * current / total: may pass 100, nan when it cannot be told
+    updated: np.ndarray  # Unix time each worker's state was accepted
+    letters: np.ndarray  # STORED_LETTER of each (bytes: b"r", b"d", b"f")
+
+    def __len__(self) -> int:
+        return len(self.percent)
+
+    def states(self, now: float, stale_after: float) -> np.ndarray:
+        """Each worker's STATE_CODES code at time `now` (running workers silent for longer
+        than stale_after are stale)."""
+        codes = np.full(len(self), STATE_CODES[WorkerState.RUNNING], dtype=np.int8)
+        for letter, code in _LETTER_CODES.items():
+            codes[self.letters == letter] = code
+        silent = (self.letters == b"r") & (now - self.updated > stale_after)
+        codes[silent] = STATE_CODES[WorkerState.STALE]
+        return codes
+
+    @classmethod
+    def of(cls, rows: Sequence[WorkerRow]) -> WorkerColumns:
+        n = len(rows)
+        current = np.fromiter((w.current for w in rows), dtype=float, count=n)
+        total = np.fromiter((w.total for w in rows), dtype=float, count=n)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            percent = 100.0 * current / total
+        percent[~((total > 0) & np.isfinite(percent))] = np.nan
+        letters = np.array(
+            [STORED_LETTER[reported_state(w.ok, w.current, w.total)].encode() for w in rows],
+            dtype="S1",
+        )
+        updated = np.fromiter((w.updated for w in rows), dtype=float, count=n)
+        return cls([w.workid for w in rows], percent, updated, letters)
+
+
 @dataclass(frozen=True, slots=True)
 class JobSnapshot:
-    """A job and all its workers, workers in natural order of their ids."""
+    """A job and all its workers, workers in natural order of their ids. A large job read for
+    its chart carries `columns` only, and its full rows only when it is small enough for the
+    chart to print them (renderer.chart)."""
 
     jobid: str
     desc: str
@@ -88,6 +137,10 @@ class JobSnapshot:
     incarnation: str = ""
     version: int = 0
     workers: tuple[WorkerRow, ...] = field(default_factory=tuple)
+    columns: WorkerColumns | None = None
+
+    def bars(self) -> WorkerColumns:
+        return self.columns if self.columns is not None else WorkerColumns.of(self.workers)
 
 
 def natural_key(workid: str) -> tuple:

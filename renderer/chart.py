@@ -64,7 +64,7 @@ from matplotlib.transforms import blended_transform_factory
 from PIL import Image, ImageDraw, ImageFont
 
 from domain.formatting import duration_label, percent_label, utc_time_label
-from domain.model import STATE_COLOURS, JobSnapshot, WorkerRow, worker_state
+from domain.model import STATE_CODES, STATE_COLOURS, JobSnapshot, WorkerColumns, WorkerState
 
 __all__ = ["render_png", "COLORS", "WIDTH_PX", "DPI"]
 
@@ -113,8 +113,11 @@ _FONT_DIR = _FsPath(get_data_path(), "fonts", "ttf")
 _FONT_REGULAR = str(_FONT_DIR / "DejaVuSans.ttf")
 _FONT_BOLD = str(_FONT_DIR / "DejaVuSans-Bold.ttf")
 
-_RUNNING, _DONE, _FAILED, _STALE = 0, 1, 2, 3
-_STATUS_NAMES = ("running", "done", "failed", "stale")
+_RUNNING, _DONE, _FAILED, _STALE = (
+    STATE_CODES[s]
+    for s in (WorkerState.RUNNING, WorkerState.DONE, WorkerState.FAILED, WorkerState.STALE)
+)
+_STATUS_NAMES = tuple(state.value for state in WorkerState)  # by code
 
 
 def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
@@ -176,19 +179,10 @@ class _Rows:
     overall: float
 
 
-_STATUS_CODE = {name: code for code, name in enumerate(_STATUS_NAMES)}
-
-
-def _rows(workers: tuple[WorkerRow, ...], now: float, stale_after: float) -> _Rows:
-    n = len(workers)
-    cur = np.fromiter((w.current for w in workers), dtype=float, count=n)
-    tot = np.fromiter((w.total for w in workers), dtype=float, count=n)
-    status = np.fromiter(
-        (_STATUS_CODE[worker_state(w, now, stale_after)] for w in workers), dtype=np.int8, count=n
-    )
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        pct = 100.0 * cur / tot
-    pct[~((tot > 0) & np.isfinite(pct))] = np.nan
+def _rows(bars: WorkerColumns, now: float, stale_after: float) -> _Rows:
+    n = len(bars)
+    status = bars.states(now, stale_after)  # STATE_CODES: the order of _STATUS_NAMES
+    pct = np.where(np.isfinite(bars.percent), bars.percent, np.nan).astype(float)
     counts = tuple(int(c) for c in np.bincount(status, minlength=4))
     overall = float(np.nan_to_num(np.clip(pct, 0.0, 100.0), nan=0.0).mean()) if n else 0.0
     return _Rows(pct, status, counts, overall)  # type: ignore[arg-type]
@@ -428,11 +422,11 @@ def _labels(snapshot: JobSnapshot, rows: _Rows, lay: _Layout, which: list[int]) 
     f = _font(lay.row_font)
     fb = _font(lay.row_font, bold=True)
     right = _LABEL_RIGHT - 1
-    workers = snapshot.workers
+    workids = snapshot.bars().workids
     for i in which:
         failed = rows.status[i] == _FAILED
         font = fb if failed else f
-        text = _fit(_clean(workers[i].workid), font, right - 8)
+        text = _fit(_clean(workids[i]), font, right - 8)
         y = _STRIP_PAD + (i + 0.5) * lay.pitch
         d.text((right, y), text, font=font, fill=_FAILED_TEXT if failed else _TEXT, anchor="rm")
     return im
@@ -551,13 +545,13 @@ def render_png(snapshot: JobSnapshot, *, now: float, stale_after: float = 300.0)
     several threads or processes at once. *now* is the Unix time staleness is judged against;
     a worker is stale when ``row.is_stale(now, stale_after)``.
     """
-    workers = snapshot.workers
-    n = len(workers)
-    rows = _rows(workers, now, stale_after)
+    bars = snapshot.bars()
+    n = len(bars)
+    rows = _rows(bars, now, stale_after)
     lay = _layout(n)
     H = lay.height
     which, step = _label_rows(rows.status, lay) if n else ([], 1)
-    last = max((w.updated for w in workers), default=None)
+    last = float(bars.updated.max()) if n else None
 
     # The chart proper: an Axes spanning the plot rectangle, laid out in pixels.
     fig = Figure(figsize=(WIDTH_PX / DPI, H / DPI), dpi=DPI, facecolor="white")

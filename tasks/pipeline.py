@@ -29,7 +29,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.model import AcceptOutcome, CreateOutcome, JobSnapshot, chart_etag
+import numpy as np
+
+from domain.model import (
+    STATE_CODES,
+    AcceptOutcome,
+    CreateOutcome,
+    WorkerColumns,
+    WorkerState,
+    chart_etag,
+)
 from tasks.broker import Broker
 from tasks.settings import Settings
 from tasks.store import AcceptLimits, AppliedBatch, Store, Update, encode_row
@@ -50,6 +59,7 @@ BATCH_LIMIT = 5000
 GATHER_SECONDS = 0.01
 
 log = logging.getLogger("progress.pipeline")
+STALE = STATE_CODES[WorkerState.STALE]
 Draw = Callable[..., bytes]  # renderer.chart.render_png
 
 
@@ -161,14 +171,15 @@ class Pipeline:
         if start is None:
             return  # expired meanwhile
         snapshot = start.snapshot
-        stale = sum(w.is_stale(now, stale_after) for w in snapshot.workers)
+        bars = snapshot.bars()
+        stale = int(np.count_nonzero(bars.states(now, stale_after) == STALE))
         png, etag = None, ""
         if (start.chart_version, start.chart_stale) != (snapshot.version, stale):
             started = time.perf_counter()
             png = draw(snapshot, now=now, stale_after=stale_after)
             self.store.observe("render", time.perf_counter() - started)
             etag = chart_etag(snapshot.incarnation, snapshot.version, png)
-        redraw_at = next_stale_time(snapshot, now, stale_after)
+        redraw_at = next_stale_time(bars, now, stale_after)
         if self.store.finish_render(tag, snapshot, stale, etag, png, redraw_at):
             self.request_render(tag, self.render_not_before(now))  # changed while drawn
 
@@ -197,11 +208,9 @@ class Pipeline:
         return self.store.expire_jobs(time.time())
 
 
-def next_stale_time(snapshot: JobSnapshot, now: float, stale_after: float) -> float | None:
+def next_stale_time(bars: WorkerColumns, now: float, stale_after: float) -> float | None:
     """When the next running worker turns stale if it stays silent: the chart changes then."""
-    times = [
-        w.updated + stale_after
-        for w in snapshot.workers
-        if w.ok and w.current < w.total and not w.is_stale(now, stale_after)
-    ]
-    return min(times) + 0.5 if times else None
+    fresh = (bars.letters == b"r") & (now - bars.updated <= stale_after)
+    if not fresh.any():
+        return None
+    return float(bars.updated[fresh].min()) + stale_after + 0.5

@@ -29,9 +29,11 @@ import json
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from redis import Redis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
@@ -40,6 +42,7 @@ from domain.model import (
     CreateOutcome,
     JobInfo,
     JobSnapshot,
+    WorkerColumns,
     WorkerRow,
     indexed_summary,
     natural_bytes,
@@ -58,6 +61,11 @@ RENDER_LATER = "progress:render:later"
 STATS = "progress:stats"
 LAST_STAMP = "progress:stamp"
 NOTIFY_KEY = "progress:notify:key"
+# A worker's packed bar (apply.lua): what the chart draws of it, in 13 bytes.
+BAR = np.dtype([("percent", "<f4"), ("updated", "<f8"), ("state", "S1")])
+# Jobs up to this many workers are read for their charts with their full rows: the chart
+# prints each worker's id and description up to about this many (renderer.chart).
+FULL_ROWS_MAX = 100
 ETA_PROBE = 64  # entries of a job's ETA index looked through for one not stale
 FULL = 0.95  # of maxmemory: writes large enough to matter start to be refused
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -87,10 +95,13 @@ def _keys(tag: str) -> tuple[str, str, str]:
     return f"{prefix}:meta", f"{prefix}:workers", f"{prefix}:chart"
 
 
-def _index_keys(tag: str) -> tuple[str, str, str, str, str]:
+_INDEXES = ("order", "failed", "active", "finish", "blocked")
+
+
+def _index_keys(tag: str) -> tuple[str, ...]:
     """A job's indexes, kept by apply.lua: order, failed, active, finish, blocked."""
     prefix = f"progress:{{{tag}}}"
-    return tuple(f"{prefix}:{name}" for name in ("order", "failed", "active", "finish", "blocked"))
+    return tuple(f"{prefix}:{name}" for name in _INDEXES)
 
 
 def _all_keys(tag: str) -> list[str]:
@@ -278,9 +289,10 @@ class Store:
         """Up to `limit` workers in natural order of their ids, from the one after `after`
         (from the first with None); and the id to continue after, if more follow."""
         tag = job_tag(jobid)
-        start = b"(" + natural_bytes(after) if after is not None else b"-"
+        # Past every member of `after` (its natural_bytes, NUL, its bar), before any other's.
+        start = b"(" + natural_bytes(after) + b"\x01" if after is not None else b"-"
         members = self.redis.zrangebylex(_index_keys(tag)[0], start, b"+", 0, limit + 1)
-        workids = [m.split(b"\x00", 1)[1] for m in members[:limit]]
+        workids = [_workid(m) for m in members[:limit]]
         rows = self._rows(tag, workids)
         more = len(members) > limit and rows
         return rows, rows[-1].workid if more else None
@@ -373,15 +385,22 @@ class Store:
 
     # -- rendering ---------------------------------------------------------------------------
     def begin_render(self, tag: str, now: float) -> RenderStart | None:
+        """Take the job's render lease and read what its chart needs: every worker's packed
+        bar in natural order (WorkerColumns), and full rows only for a small job."""
         meta_key, workers_key, chart_key = _keys(tag)
         reply = self._begin_render(
-            keys=[meta_key, workers_key, chart_key, RENDER_DUE], args=[tag, repr(now)]
+            keys=[meta_key, workers_key, chart_key, RENDER_DUE, _index_keys(tag)[0]],
+            args=[tag, repr(now), FULL_ROWS_MAX],
         )
         if not reply:
             return None
-        meta, workers, (version, stale) = reply
+        meta, (version, stale), members, rows = reply
+        workids = _WorkIds(members)
+        bar = np.frombuffer(b"".join([m[-BAR.itemsize :] for m in members]), dtype=BAR)
+        columns = WorkerColumns(workids, bar["percent"].astype(float), bar["updated"], bar["state"])
+        full = tuple(decode_row(workids[i], row.decode()) for i, row in enumerate(rows) if row)
         return RenderStart(
-            _snapshot(_pairs(meta), _pairs(workers)),
+            _snapshot(_pairs(meta), {}, columns=columns, rows=full),
             int(version) if version is not None else None,
             int(stale) if stale is not None else None,
         )
@@ -544,9 +563,41 @@ def _job_info(reply: list, now: float) -> JobInfo:
     )
 
 
-def _snapshot(meta: dict[bytes, bytes], workers: dict[bytes, bytes]) -> JobSnapshot:
-    rows = [decode_row(w.decode(), r.decode()) for w, r in workers.items()]
-    rows.sort(key=lambda r: natural_key(r.workid))
+class _WorkIds(Sequence):
+    """Worker ids from the order index's members, decoded only when read: a chart of 100,000
+    workers prints about a hundred of them."""
+
+    def __init__(self, members: list[bytes]) -> None:
+        self._members = members
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return _workid(self._members[i]).decode()
+
+
+def _workid(member: bytes) -> bytes:
+    """The id in a member of a job's order index: natural_bytes (the id after its first NUL),
+    NUL, the packed bar."""
+    return member[member.index(b"\x00") + 1 : -BAR.itemsize - 1]
+
+
+def _snapshot(
+    meta: dict[bytes, bytes],
+    workers: dict[bytes, bytes],
+    columns: WorkerColumns | None = None,
+    rows: tuple[WorkerRow, ...] = (),
+) -> JobSnapshot:
+    if workers:
+        rows = tuple(
+            sorted(
+                (decode_row(w.decode(), r.decode()) for w, r in workers.items()),
+                key=lambda r: natural_key(r.workid),
+            )
+        )
     return JobSnapshot(
         jobid=meta[b"jobid"].decode(),
         desc=meta[b"desc"].decode(),
@@ -554,7 +605,8 @@ def _snapshot(meta: dict[bytes, bytes], workers: dict[bytes, bytes]) -> JobSnaps
         maxage=int(meta[b"maxage"]),
         incarnation=meta[b"incarnation"].decode(),
         version=int(meta[b"version"]),
-        workers=tuple(rows),
+        workers=rows,
+        columns=columns,
     )
 
 

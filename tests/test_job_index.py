@@ -120,3 +120,27 @@ def test_problems_come_from_the_indexes(pipeline):
 )
 def test_natural_bytes_sort_as_natural_key(ids):
     assert sorted(ids, key=natural_bytes) == sorted(ids, key=natural_key)
+
+
+@pytest.mark.parametrize("n", [7, 300])
+def test_the_chart_drawn_from_the_compact_form_is_the_chart_of_every_row(pipeline, n):
+    """A render reads each worker's packed bar from the order index, not its JSON row (and the
+    rows only of a job small enough to print them): the same chart either way."""
+    from renderer.chart import render_png
+    from tasks.store import FULL_ROWS_MAX, job_tag
+
+    store = pipeline.store
+    store.redis.flushdb()
+    store.create_job("j", "Compact", 3600, time.time() - 60, "inc")
+    reports = [WorkerReport("j", f"w{i}", i % 7, 6, i % 11 != 5, f"d{i}") for i in range(n)]
+    pipeline.accept(reports)
+    while pipeline.drain():
+        pass
+    now = time.time() + 200  # some workers stale
+    start = store.begin_render(job_tag("j"), now)
+    assert len(start.snapshot.bars()) == n
+    assert (len(start.snapshot.workers) == n) == (n <= FULL_ROWS_MAX)
+    full = store.snapshot("j")
+    assert render_png(start.snapshot, now=now, stale_after=STALE_AFTER) == render_png(
+        full, now=now, stale_after=STALE_AFTER
+    )

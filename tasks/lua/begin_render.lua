@@ -1,11 +1,15 @@
--- Start a render: read a consistent snapshot and turn the job's entry in renders due into a
--- lease (re-scored now), so a render lost with a killed process is re-sent by the sweep.
--- Updates applied meanwhile find the entry and request nothing; finish_render notices them.
--- KEYS[1] meta   KEYS[2] workers   KEYS[3] chart   KEYS[4] renders due (zset)
--- ARGV[1] tag    ARGV[2] now
--- Returns false if the job is gone, else {meta pairs, worker pairs, {chart version, stale}}.
-local meta, workers, chart, renders_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local tag, now = ARGV[1], ARGV[2]
+-- Start a render: read what the chart needs, consistently, and turn the job's entry in renders
+-- due into a lease (re-scored now), so a render lost with a killed process is re-sent by the
+-- sweep. Updates applied meanwhile find the entry and request nothing; finish_render notices.
+-- What the chart needs of every worker is in the order index's members (apply.lua), already
+-- in natural order; the full rows only for a job small enough that the chart prints them.
+-- KEYS[1] meta   KEYS[2] workers   KEYS[3] chart   KEYS[4] renders due (zset)   KEYS[5] order
+-- ARGV[1] tag    ARGV[2] now    ARGV[3] most workers whose full rows are returned
+-- Returns false if the job is gone, else {meta pairs, {chart version, stale}, the order's
+-- members, the full rows in that order (or none)}.
+local meta, workers, chart, renders_due, order = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local tag, now, full_rows_max = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local BAR_BYTES = 13  -- tasks.store.BAR
 
 if redis.call('EXISTS', meta) == 0 then
   redis.call('ZREM', renders_due, tag)
@@ -13,5 +17,15 @@ if redis.call('EXISTS', meta) == 0 then
 end
 redis.call('HSET', meta, 'rendered_at', now)
 redis.call('ZADD', renders_due, now, tag)
-return {redis.call('HGETALL', meta), redis.call('HGETALL', workers),
-        redis.call('HMGET', chart, 'version', 'stale')}
+
+local members = redis.call('ZRANGE', order, 0, -1)
+local rows = {}
+if #members > 0 and #members <= full_rows_max then
+  local ids = {}
+  for i, member in ipairs(members) do
+    ids[i] = string.sub(member, string.find(member, '\0', 1, true) + 1, -BAR_BYTES - 2)
+  end
+  rows = redis.call('HMGET', workers, unpack(ids))
+end
+return {redis.call('HGETALL', meta), redis.call('HMGET', chart, 'version', 'stale'), members,
+        rows}
