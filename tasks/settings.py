@@ -50,12 +50,13 @@ class Settings:
     max_body_bytes: int = 1 << 20
     max_workers_per_job: int = 100_000
     # Storage bounds: past them the service answers 503 with Retry-After instead of growing
-    # Redis without end (a worker row is about 120 bytes, a job's chart 5-50 KB).
+    # Redis without end (a running worker takes about 450 bytes with its index entries, a
+    # finished one about 240, a chart 5-50 KB).
     max_jobs: int = 10_000
-    max_worker_rows: int = 5_000_000  # all jobs together
+    max_worker_rows: int = 3_000_000  # all jobs together: at most about 1.4 GB of Redis
     max_inbox: int = 1_000_000  # updates accepted but not yet applied (ingest falling behind)
     create_rate_limit: float = 2.0  # creates per second per client address (burst 60); 0 = off
-    redis_maxmemory: str = "1gb"  # the embedded Redis's limit (make run without REDIS_URL)
+    redis_maxmemory: str = "2gb"  # the embedded Redis's limit (make run without REDIS_URL)
     redis_timeout: float = 1.0  # every Redis call gives up after this, so callers get a 503
     list_jobs: bool = True
     update_rate_limit: float = 0.0  # updates per second per client address; 0 = no limit
