@@ -51,6 +51,12 @@ def test_procfile_lines_work_from_a_fresh_clone(deployed, deployed_clone):
     short = "deploy:short-lived"
     assert service.get("create", jobid=short, maxage=1).status_code == 200
     assert service.get("update", jobid=short, workid="w", current=1, total=2).status_code == 202
+    # Applied, so that no drain is in flight when ingest is killed below.
+    wait_until(
+        lambda: service.get("status", jobid=short, workers="none").json()["workers_reported"],
+        30,
+        what="the short-lived job's update to be applied",
+    )
 
     # Ingest killed after taking the drain message off the broker's queue (messages are
     # acknowledged on receipt): the updates wait in the inbox with their drain lost, and only
