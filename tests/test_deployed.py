@@ -51,26 +51,25 @@ def test_procfile_lines_work_from_a_fresh_clone(deployed, deployed_clone):
     short = "deploy:short-lived"
     assert service.get("create", jobid=short, maxage=1).status_code == 200
     assert service.get("update", jobid=short, workid="w", current=1, total=2).status_code == 202
-    # Applied, so that no drain is in flight when ingest is killed below.
-    wait_until(
-        lambda: service.get("status", jobid=short, workers="none").json()["workers_reported"],
-        30,
-        what="the short-lived job's update to be applied",
-    )
 
     # Ingest killed after taking the drain message off the broker's queue (messages are
     # acknowledged on receipt): the updates wait in the inbox with their drain lost, and only
     # beat's sweep queues another once the drain flag has expired (redeliver_after).
     jobid = "deploy:resend"
     service.get("create", jobid=jobid)
+    service.get("update", jobid=jobid, workid="first", current=1, total=2)
+
+    def reported() -> int:
+        return service.get("status", jobid=jobid, workers="none").json()["workers_reported"]
+
+    wait_until(lambda: reported() == 1, 30, what="applied, so that no drain is in flight")
     service.kill("ingest")
     for i in range(20):
         resp = service.get("update", jobid=jobid, workid=f"w{i}", current=i, total=20)
         assert resp.status_code == 202
     assert service.redis.delete("ingest") == 1  # the drain message, lost with the process
     service.start("ingest")
-    workers = lambda: len(service.get("status", jobid=jobid).json()["workers"])  # noqa: E731
-    wait_until(lambda: workers() == 20, RESEND_WAIT, what=f"the lost drain\n{logs(service)}")
+    wait_until(lambda: reported() == 21, RESEND_WAIT, what=f"the lost drain\n{logs(service)}")
 
     # Beat gone: /healthz says so, naming beat and not the workers it wakes.
     service.kill("beat")
