@@ -210,6 +210,9 @@ def test_generated_requests(api_schema, canary, targets, store, sent, label):
         exchange(case)
 
     fuzz()
+    if label == "POST /progress/update":
+        surrogates = _with_lone_surrogates(store, canary, valid, sent, label)
+        assert surrogates >= 10, surrogates
     print(f"\n{label}: {sent[label]} requests, answered {dict(sorted(answers.items()))}")
     assert sent[label] >= (1 if label in TAKES_NO_INPUT else MIN_REQUESTS), sent[label]
     # Success was checked too, not just refusals: and for render, both its 200 and its 304.
@@ -217,6 +220,45 @@ def test_generated_requests(api_schema, canary, targets, store, sent, label):
     if label.endswith("/progress/render"):
         assert answers[200] and answers[304], answers
     assert job_keys(store, canary_id) == canary_keys
+
+
+def _with_lone_surrogates(store, canary, valid, sent, label) -> int:
+    """Valid JSON batches with half a UTF-16 surrogate pair (a \\ud800 escape) put into one of
+    their strings: valid JSON that no text can hold. Each must get a 400, never a 500, and
+    change nothing. Returns how many were sent."""
+    canary_id, canary_keys = canary
+    count = 0
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES // 2,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=valid, where=st.integers(0, 1000), lone=st.sampled_from(["\ud800", "\udfff"]))
+    def fuzz(case, where, lone) -> None:
+        nonlocal count
+        strings = [
+            (item, name)
+            for item in (case.body if isinstance(case.body, list) else [])
+            if isinstance(item, dict)
+            for name, value in item.items()
+            if isinstance(value, str)
+        ]
+        if not strings:
+            return
+        item, name = strings[where % len(strings)]
+        item[name] = item[name] + lone
+        response = _call(case)
+        sent[label] += 1
+        count += 1
+        assert response.status_code == 400, (response.status_code, response.text, case.body)
+        assert "Unicode" in response.json()["description"]
+        assert job_keys(store, canary_id) == canary_keys
+
+    fuzz()
+    return count
 
 
 _hung: list[str] = []  # a request that never answered
