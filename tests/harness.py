@@ -62,7 +62,11 @@ class RedisServer:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:  # e.g. a replica still syncing
+                self.proc.kill()
+                self.proc.wait(10)
         self.proc = None
 
     def client(self) -> redis.Redis:

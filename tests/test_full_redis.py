@@ -78,3 +78,35 @@ def _sweep(pipeline: Pipeline) -> bool:
     while pipeline.drain():
         pass
     return False
+
+
+def test_a_read_only_replica_answers_503_saying_so(tmp_path):
+    """The service pointed at a replica (a failover gone wrong): reads work, writes get a 503
+    naming the cause, and /healthz reports it."""
+    primary = RedisServer(tmp_path / "primary").start()
+    replica = RedisServer(tmp_path / "replica").start()
+    try:
+        settings = Settings.from_env({"REDIS_URL": primary.url}, redis_timeout=10)
+        primary_store = Store(primary.client())
+        Pipeline(primary_store, RecordingBroker(), settings).create_job("j", "", 600)
+        replica.client().replicaof("127.0.0.1", primary.port)
+        wait_until(
+            lambda: replica.client().info("replication")["master_link_status"] == "up",
+            20,
+            what="the replica to sync",
+        )
+        store = Store(replica.client())
+        client = falcon.testing.TestClient(
+            create_app(settings, store, Pipeline(store, RecordingBroker(), settings), quiet_log())
+        )
+        assert client.simulate_get("/progress/status", params={"jobid": "j"}).status_code == 200
+        params = {"jobid": "j", "workid": "w", "current": 1, "total": 2}
+        resp = client.simulate_get("/progress/update", params=params)
+        assert resp.status_code == 503, resp.text
+        assert "read-only replica" in resp.json["description"]
+        health = client.simulate_get("/healthz")
+        assert health.status_code == 503 and health.json["redis"] == "refuses writes"
+    finally:
+        replica.client().replicaof("NO", "ONE")
+        replica.stop()
+        primary.stop()
