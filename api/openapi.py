@@ -393,6 +393,11 @@ def _object(**properties: dict) -> dict:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
+def _with_optional(schema: dict, **properties: dict) -> dict:
+    """`schema` with more properties, which an object may leave out."""
+    return {**schema, "properties": {**schema["properties"], **properties}}
+
+
 def _schemas() -> dict:
     number = {"type": "number"}
     string = {"type": "string"}
@@ -417,26 +422,37 @@ def _schemas() -> dict:
                 "anyOf": [{"type": "boolean", "enum": [True]}, {"type": "integer"}],
             }
         ),
-        "Status": _object(
-            jobid=string,
-            desc=string,
-            created=number,
-            maxage={"type": "integer"},
-            version={**count, "description": "Bumped by every change of a worker"},
-            now={**number, "description": "The server's time (Unix)"},
-            stale_after={
-                **number,
-                "description": "Seconds of silence after which a running worker is stale",
+        "Status": _with_optional(
+            _object(
+                jobid=string,
+                desc=string,
+                created=number,
+                maxage={"type": "integer"},
+                version={**count, "description": "Bumped by every change of a worker"},
+                now={**number, "description": "The server's time (Unix)"},
+                stale_after={
+                    **number,
+                    "description": "Seconds of silence after which a running worker is stale",
+                },
+                percent=percent,
+                counts=_object(**{state: count for state in states}),
+                last_update={**number, "nullable": True},
+                eta_seconds={**number, "minimum": 0, "nullable": True},
+                workers_reported={**count, "description": "Workers that have reported, all told"},
+                workers={
+                    "type": "array",
+                    "description": "The workers asked for (workers=): with all, one page in "
+                    "natural order of id; with problems, the failed ones then the stale ones, "
+                    "each in natural order, at most `limit` of each. The counts cover all.",
+                    "items": _ref("Worker"),
+                },
+            ),
+            next_after={
+                **string,
+                "nullable": True,
+                "description": "workers=all: the `after` of the next page (null: this is the last)",
             },
-            percent=percent,
-            counts=_object(**{state: count for state in states}),
-            last_update={**number, "nullable": True},
-            eta_seconds={**number, "minimum": 0, "nullable": True},
-            workers={
-                "type": "array",
-                "description": "The workers asked for (workers=), in natural order of id",
-                "items": _ref("Worker"),
-            },
+            next={**url, "nullable": True, "description": "workers=all: the next page's URL"},
         ),
         "Worker": _object(
             workid=string,
