@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from bench import memory, probes
+from bench import big_jobs, memory, probes
 from bench.cpu import CpuMeter, describe
 from bench.loads import (
     Wrk,
@@ -62,6 +62,7 @@ class Bench:
     applied_rate: float | None = None  # section 1, our end-to-end single-update rate
     bare_rate: float | None = None
     batched: bool = False
+    big: big_jobs.Built | None = None  # sections 7 and 8
 
     def cpu(self) -> CpuMeter:
         roots = {name: p.pid for name, p in self.service.procs.items()}
@@ -329,6 +330,18 @@ LABELS = {
     "section_latency": "4 update-to-visible",
     "section_render_requests": "5 cached render",
     "section_memory": "6 redis memory",
+    **big_jobs.LABELS,
+}
+# --only: each name selects these sections
+GROUPS = {
+    "render_cost": ("section_render_cost",),
+    "ingest": ("section_ingest",),
+    "references": ("section_references",),
+    "batched": ("section_batched",),
+    "latency": ("section_latency",),
+    "render_requests": ("section_render_requests",),
+    "memory": ("section_memory",),
+    "big": tuple(f.__name__ for f in big_jobs.SECTIONS),
 }
 
 
@@ -349,7 +362,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each load")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench.md")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(GROUPS),
+        help="run only this section (repeat for several); default: all",
+    )
     args = parser.parse_args()
+    chosen = {name for group in (args.only or GROUPS) for name in GROUPS[group]}
     started = time.monotonic()
     report = Report()
     dropped = sorted(k for k in os.environ if k.startswith("PROGRESS_"))
@@ -365,7 +385,8 @@ def main() -> None:
                 print(f"{key}: {value}", flush=True)
             if dropped:
                 report.note(f"ignored from the environment: {', '.join(dropped)}")
-            _run(section_render_cost, report)
+            if "section_render_cost" in chosen:
+                _run(section_render_cost, report)
             service = Service(redis.url, workdir / "service").start()
             try:
                 b = Bench(report, service, redis, store, workdir, args.seconds)
@@ -376,8 +397,10 @@ def main() -> None:
                     section_latency,
                     section_render_requests,
                     section_memory,
+                    *big_jobs.SECTIONS,
                 ):
-                    _run(section, b)
+                    if section.__name__ in chosen:
+                        _run(section, b)
                 for name in service.procs:
                     errors = service.log(name).count("Traceback")
                     if errors:

@@ -7,7 +7,7 @@ import json
 import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 WRK = "/usr/bin/wrk"
@@ -17,9 +17,11 @@ _DONE = r"""
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"bytes":%d,"status":%d,'
-    .. '"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
+    .. '"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,'
+    .. '"max_us":%d}\n',
     summary.requests, summary.duration, summary.bytes, e.status, e.connect, e.read, e.write,
-    e.timeout, latency:percentile(50), latency:percentile(99), latency.max))
+    e.timeout, latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    latency.max))
 end
 """
 
@@ -131,6 +133,8 @@ class WrkResult:
     p99_ms: float
     max_ms: float
     bytes: int
+    p95_ms: float = 0.0
+    raw: dict = field(default_factory=dict, compare=False)  # the whole line, extra keys too
 
     @property
     def ok(self) -> int:
@@ -170,6 +174,8 @@ def _parse(output: str) -> WrkResult:
         p99_ms=r["p99_us"] / 1000,
         max_ms=r["max_us"] / 1000,
         bytes=r["bytes"],
+        p95_ms=r.get("p95_us", 0) / 1000,
+        raw=r,
     )
 
 
