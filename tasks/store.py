@@ -66,6 +66,9 @@ BAR = np.dtype([("percent", "<f4"), ("updated", "<f8"), ("state", "S1")])
 # Jobs up to this many workers are read for their charts with their full rows: the chart
 # prints each worker's id and description up to about this many (renderer.chart).
 FULL_ROWS_MAX = 100
+# Updates applied by one script: a few milliseconds of Redis's time, so an apply never holds
+# up the requests of the web processes for long (a 100,000-worker job costs more per update).
+APPLY_PART = 250
 ETA_PROBE = 64  # entries of a job's ETA index looked through for one not stale
 FULL = 0.95  # of maxmemory: writes large enough to matter start to be refused
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -360,27 +363,31 @@ class Store:
         return json.loads(record) if record else None
 
     def apply_batch(self, batch_id: str, entries: list[str], now: float) -> AppliedBatch:
-        """Apply a claimed batch and clear its record, in one atomic step. Safe to repeat: a
-        row only replaces an older one."""
+        """Apply a claimed batch and clear its record. Safe to repeat: a row only replaces an
+        older one. Applied in parts of APPLY_PART updates, one script each, so that no script
+        holds Redis for long; the last part clears the record in the same atomic step, so the
+        record outlives any part that failed."""
         per_job: dict[tuple[str, str], list] = defaultdict(list)
         oldest = None
         for entry in entries:
             tag, incarnation, workid, row = entry.split("\n", 3)
-            per_job[(tag, incarnation)] += [workid, row, natural_bytes(workid)]
+            per_job[(tag, incarnation)].append((workid, row, natural_bytes(workid)))
             stamp = row[:STAMP_DIGITS]
             oldest = stamp if oldest is None or stamp < oldest else oldest
-        keys: list[str] = [BATCHES, BATCHES_DUE, RENDER_DUE, STATS]
-        args: list = [batch_id, repr(now)]
-        for (tag, incarnation), triples in per_job.items():
-            keys += [*_keys(tag)[:2], *_index_keys(tag)]
-            args += [tag, incarnation, len(triples) // 3, *triples]
-        results = self._apply(keys=keys, args=args)
         applied = AppliedBatch(oldest_accepted=int(oldest) / 1e6)
-        for (tag, _), (_, scheduled, rendered_at, finished, notify) in zip(per_job, results):
-            if scheduled:
-                applied.renders_due[tag] = float(rendered_at)
-            if finished:
-                applied.finished.append((tag, finished.decode(), notify.decode()))
+        parts = list(_parts(per_job, APPLY_PART))
+        for n, part in enumerate(parts, start=1):
+            keys: list[str] = [BATCHES, BATCHES_DUE, RENDER_DUE, STATS]
+            args: list = [batch_id, repr(now), int(n == len(parts))]
+            for (tag, incarnation), triples in part:
+                keys += [*_keys(tag)[:2], *_index_keys(tag)]
+                args += [tag, incarnation, len(triples), *(x for t in triples for x in t)]
+            results = self._apply(keys=keys, args=args)
+            for ((tag, _), _), (_, scheduled, rendered_at, finished, notify) in zip(part, results):
+                if scheduled:
+                    applied.renders_due[tag] = float(rendered_at)
+                if finished:
+                    applied.finished.append((tag, finished.decode(), notify.decode()))
         return applied
 
     # -- rendering ---------------------------------------------------------------------------
@@ -630,6 +637,21 @@ def write_refusal(exc: ResponseError) -> str | None:
         if text.startswith(code) or f"-{code} " in text or f": {code} " in text:
             return reason
     return None
+
+
+def _parts(per_job: dict, size: int):
+    """Split a batch's (job, updates) pairs into lists of pairs holding at most `size` updates
+    in all (at least one part, for an empty batch too, to clear its record)."""
+    part, count = [], 0
+    for job, updates in per_job.items():
+        for start in range(0, len(updates), size):
+            chunk = updates[start : start + size]
+            if count + len(chunk) > size and part:
+                yield part
+                part, count = [], 0
+            part.append((job, chunk))
+            count += len(chunk)
+    yield part
 
 
 def _registered_script(redis: Redis, name: str):

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from domain.model import AcceptOutcome
-from tasks.store import AcceptLimits, Store, Update, _keys, encode_row, job_tag
+from tasks.store import APPLY_PART, AcceptLimits, Store, Update, _keys, encode_row, job_tag
 from tests.harness import RedisServer
 
 
@@ -160,3 +160,17 @@ def test_past_the_service_wide_row_limit_only_known_workers_are_accepted(store, 
         AcceptOutcome.STORAGE_FULL,
     ]
     apply(store, *claim(store))
+
+
+def test_a_batch_is_applied_in_parts_and_its_record_cleared_with_the_last(store, jobid):
+    store.create_job(jobid, "", 60, time.time(), "inc1")
+    other = f"{jobid}-other"
+    store.create_job(other, "", 60, time.time(), "inc1")
+    accept(store, jobid, *[(f"w{i}", 1.0) for i in range(APPLY_PART * 2 + 10)])
+    accept(store, other, ("x", 1.0))
+    batch_id, entries = claim(store)
+    apply(store, batch_id, entries)
+    assert len(currents(store, jobid)) == APPLY_PART * 2 + 10
+    assert currents(store, other) == {"x": 1.0}
+    assert store.load_batch(batch_id) is None
+    assert store.redis.zscore("progress:batches:due", batch_id) is None

@@ -1,7 +1,9 @@
--- Apply a claimed batch and delete its record, as one atomic step: if any write fails (Redis
--- out of memory), the record stays and beat's sweep sends the batch again; applying twice is
--- harmless. Per worker the newer stamp wins; updates for another incarnation of their job are
--- dropped. A change records that a render is due (unless one already is).
+-- Apply part of a claimed batch, and with its last part delete the batch's record in the same
+-- atomic step: if any write fails (Redis out of memory), the record stays and beat's sweep sends
+-- the batch again; applying twice is harmless. (A batch is applied in parts of a few hundred
+-- updates so that no script holds Redis for long: tasks.store.APPLY_PART.) Per worker the newer
+-- stamp wins; updates for another incarnation of their job are dropped. A change records that a
+-- render is due (unless one already is).
 -- Each job's summary and indexes are kept current here, so that no read has to go through all
 -- of a job's rows (tasks.store.Store.summaries, problems, worker_page):
 --   meta     running, done, failed (counts), pct_sum (the sum of the percents, clipped to
@@ -19,13 +21,13 @@
 -- KEYS[1] batches (hash)   KEYS[2] batches due (zset)   KEYS[3] renders due (zset)   KEYS[4] stats
 -- KEYS[7j-2 .. 7j+4]  of the j-th job of the batch (j = 1, 2, ...): meta, workers, order,
 --                     failed, active, finish, blocked
--- ARGV[1] batch id   ARGV[2] now
--- ARGV[3..] per job: tag, incarnation, number of updates n, then n triples of workid, row,
+-- ARGV[1] batch id   ARGV[2] now   ARGV[3] '1' for the batch's last part
+-- ARGV[4..] per job: tag, incarnation, number of updates n, then n triples of workid, row,
 --           natural-order member
 -- Returns per job {rows changed, 1 if a render became due, when the job's last render started,
 --                  'done'/'failed' if the job just finished, its notify URL}.
 local batches, batches_due, renders_due, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local batch_id, now = ARGV[1], ARGV[2]
+local batch_id, now, last_part = ARGV[1], ARGV[2], ARGV[3] == '1'
 local STAMP_DIGITS = 17  -- tasks.store.STAMP_DIGITS
 local ETA_HISTORY = 5  -- seconds of history before a worker's rate is trusted (domain.model)
 local NOTHING = {0, 0, '0', '', ''}
@@ -122,7 +124,7 @@ local function apply_job(k, tag, incarnation, first, last)
   return {changed, render_due, after[1], finished, finished ~= '' and after[2] or ''}
 end
 
-local results, i, j = {}, 3, 1
+local results, i, j = {}, 4, 1
 while i <= #ARGV do
   local tag, incarnation, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local first = i + 3
@@ -131,6 +133,8 @@ while i <= #ARGV do
   results[j] = apply_job(k, tag, incarnation, first, first + 3 * n - 1)
   i, j = first + 3 * n, j + 1
 end
-redis.call('HDEL', batches, batch_id)
-redis.call('ZREM', batches_due, batch_id)
+if last_part then
+  redis.call('HDEL', batches, batch_id)
+  redis.call('ZREM', batches_due, batch_id)
+end
 return results
