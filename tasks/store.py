@@ -4,12 +4,20 @@ Layout (T is the job id, base64url-encoded, so no id can reach another job's key
 of a job shares the hash tag {T}):
   progress:{T}:meta      hash   jobid, desc, created, maxage, incarnation, version (bumped by
                                 every change), rendered_at, updates (rows ingested), renders,
-                                running, failed (worker counts), finished, notify, secret
+                                running, done, failed (worker counts), pct_sum, last_update,
+                                finished, notify, secret
   progress:{T}:workers   hash   workid -> row (see encode_row)
   progress:{T}:chart     hash   png, etag, version, stale
+  progress:{T}:order     zset   natural order of the workers, each with its packed bar (BAR)
+  progress:{T}:failed    zset   failed workers -> time of update
+  progress:{T}:active    zset   running workers -> time of update (the stale ones are oldest)
+  progress:{T}:finish    zset   running workers -> projected finish time (the ETA)
+  progress:{T}:blocked   zset   running workers with no ETA yet -> time of update
+                                (the indexes are kept by tasks/lua/apply.lua, which says how)
   progress:jobs:expiry   zset   T -> time after which the job is deleted
   progress:jobs:recent   zset   T -> creation time, for the overview
-  progress:inbox         list   accepted updates not yet claimed by an ingest worker (see _entry)
+  progress:inbox         list   accepted updates not yet claimed by an ingest worker
+  progress:stamp         string the last stamp given to an update (tasks/lua/accept.lua)
   progress:inbox:drain   string set while a drain task is queued or running (expires)
   progress:batches       hash   batch id -> updates claimed from the inbox, not yet applied
   progress:batches:due   zset   batch id -> time claimed
