@@ -26,7 +26,9 @@ from tasks.pipeline import Pipeline, WorkerReport
 from tasks.settings import Settings
 from tasks.store import Store
 
-PAGE_PROBLEMS = 100  # failed and stale workers the show page lists, of each
+# Failed and stale workers the show page lists, of each (it counts them all): enough to see
+# what went wrong at a glance, and a poll that costs the same for 10 or 100,000 workers.
+PAGE_PROBLEMS = 25
 
 
 class JobError(Exception):

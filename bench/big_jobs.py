@@ -28,6 +28,7 @@ from pathlib import Path
 
 import requests
 
+from api.resources import PAGE_PROBLEMS
 from bench import probes
 from bench.cpu import _stats, describe
 from bench.loads import _DONE, _THREADS, Wrk, run_wrk, single_updates_script, static_script
@@ -230,8 +231,9 @@ def section_big_reads(b) -> None:
     def paths(jobid: str) -> dict[str, str]:
         return {
             "workers=none": f"/progress/status?jobid={jobid}&workers=none",
-            "workers=problems&limit=100": (
-                f"/progress/status?jobid={jobid}&workers=problems&limit=100"
+            # the show page's poll, as Show builds its URL
+            f"workers=problems&limit={PAGE_PROBLEMS}": (
+                f"/progress/status?jobid={jobid}&workers=problems&limit={PAGE_PROBLEMS}"
             ),
         }
 

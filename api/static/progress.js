@@ -189,7 +189,7 @@ function renderClock() {
   setText("checked", S.gone ? "job gone" : "last read " + ago);
 }
 
-const PROBLEM_ROWS = 100;
+const PROBLEM_ROWS = 50;  // the status poll lists 25 failed and 25 stale (PAGE_PROBLEMS)
 function renderProblems(doc) {
   const c = doc.counts;
   const count = c.failed + c.stale;
