@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from bench.pipeline import (
     chart_key,
     create_jobs,
-    meta_key,
     processed,
     send_updates,
     update_object,
@@ -18,6 +17,7 @@ from bench.pipeline import (
     workers_key,
 )
 from tasks.store import RENDER_DUE, Store
+from tasks.store import job_keys as store_job_keys
 
 # kombu's Redis transport keeps reserved (e.g. delayed render) messages here until they run
 KOMBU_UNACKED = "unacked"
@@ -60,13 +60,13 @@ def key_bytes(store: Store, keys: list[str]) -> int:
 
 
 def job_keys(jobid: str) -> list[str]:
-    return [meta_key(jobid), workers_key(jobid), chart_key(jobid)]
+    return store_job_keys(jobid)
 
 
 @dataclass(frozen=True)
 class Footprint:
     used_memory_delta: int  # INFO used_memory after - before (see used_memory)
-    key_bytes: int  # MEMORY USAGE of the jobs' own keys (meta, workers, chart)
+    key_bytes: int  # MEMORY USAGE of the jobs' own keys (meta, workers, chart, indexes)
     workers_bytes: int  # MEMORY USAGE of the jobs' workers hashes
     chart_bytes: int  # MEMORY USAGE of the jobs' chart hashes (PNG included)
     complete: bool  # every update applied and every chart current

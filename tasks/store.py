@@ -119,6 +119,11 @@ def _all_keys(tag: str) -> list[str]:
     return [*_keys(tag), *_index_keys(tag)]
 
 
+def job_keys(jobid: str) -> list[str]:
+    """Every key of a job (not its place in the global sets)."""
+    return _all_keys(job_tag(jobid))
+
+
 LUA_DIR = Path(__file__).with_name("lua")
 _INCLUDE = re.compile(r'^--- @include "([\w-]+)"$', re.MULTILINE)
 
