@@ -1,13 +1,14 @@
 """The update pipeline: every step an update takes from /progress/update to the PNG, and every
 decision on the way, in one place.
 
-  1. accept      web: `Pipeline.accept` stamps each report and runs tasks/lua/accept.lua, which
-                 checks the job and appends the update to the inbox list; if it took the drain
-                 flag, `ensure_drain` queues a drain before the web answers 202.
+  1. accept      web: `Pipeline.accept` runs tasks/lua/accept.lua, which checks the job, stamps
+                 the update from Redis's clock and appends it to the inbox list; if it took
+                 the drain flag, `ensure_drain` queues a drain before the web answers 202.
   2. drain       ingest: `Pipeline.drain` claims a batch from the inbox (tasks/lua/claim.lua
                  records it until applied) and, if more is waiting, queues the next drain.
-  3. apply       ingest: `Store.apply_batch` runs tasks/lua/apply.lua per job (newest stamp
-                 wins); a change records a render as due, in the same script.
+  3. apply       ingest: `Store.apply_batch` runs tasks/lua/apply.lua on parts of the batch
+                 (newest stamp wins); it keeps each job's summary and indexes, and a change
+                 records a render as due, in the same script.
   4. render due  `request_render(tag, not_before)` sends the render task, at most one per
                  render interval per job (`render_not_before`).
   5. render      render: `Pipeline.render` reads a snapshot (tasks/lua/begin_render.lua), draws
@@ -22,7 +23,6 @@ worker to do it is sent after: a message lost with a killed process is re-sent b
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 import uuid
@@ -58,7 +58,6 @@ BATCH_LIMIT = 5000
 # rather than a handful: a task's fixed cost is paid per batch. Small next to the render interval.
 GATHER_SECONDS = 0.01
 
-log = logging.getLogger("progress.pipeline")
 STALE = STATE_CODES[WorkerState.STALE]
 Draw = Callable[..., bytes]  # renderer.chart.render_png
 
