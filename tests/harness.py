@@ -89,12 +89,14 @@ def procfile(root: Path = ROOT) -> dict[str, str]:
     return entries
 
 
-def fresh_clone(destination: Path) -> Path:
-    """The committed tree (not the working tree), cloned and installed as the README tells an
-    operator: `git clone`, then `make install`. Returns the clone's folder."""
+def fresh_clone(destination: Path, install: bool = True) -> Path:
+    """The committed tree (not the working tree), cloned and, with `install`, installed as the
+    README tells an operator: `git clone`, then `make install`. Returns the clone's folder."""
     subprocess.run(
         ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(destination)], check=True
     )
+    if not install:
+        return destination
     subprocess.run(
         ["make", "--no-print-directory", "install"],
         cwd=destination,
@@ -128,11 +130,13 @@ class Service:
         env: dict[str, str] | None = None,
         root: Path = ROOT,
         inherit_env: bool = True,
+        start_timeout: float = 30,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.root = root
+        self.start_timeout = start_timeout
         workdir.mkdir(parents=True, exist_ok=True)
         base = {**os.environ, "PROGRESS_HOST": "127.0.0.1"} if inherit_env else {}
         self.env = {**base, "REDIS_URL": redis_url, "PORT": str(self.port), **(env or {})}
@@ -151,7 +155,7 @@ class Service:
                 start_new_session=True,  # its own process group: stop it and its children by PID
             )
         if "web" in self.procs and (not names or "web" in names):
-            wait_until(self._answers, 30, what="the web process to answer")
+            wait_until(self._answers, self.start_timeout, what="the web process to answer")
         return self
 
     def _answers(self) -> bool:
