@@ -3,6 +3,7 @@ and what can become of an accepted update."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -156,6 +157,7 @@ def natural_key(workid: str) -> tuple:
     )
 
 
+@functools.lru_cache(maxsize=1 << 16)  # ingest computes it for every update; workers repeat
 def natural_bytes(workid: str) -> bytes:
     """natural_key as bytes that sort the same way, then NUL and the id: a member of a Redis
     sorted set read in natural order with ZRANGEBYLEX. A number is 0x01, its digit count in
@@ -231,6 +233,19 @@ def indexed_summary(
         last_update=last_update,
         eta_seconds=eta,
     )
+
+
+_RUNNING_LETTER, _DONE_LETTER, _FAILED_LETTER = (
+    STORED_LETTER[s] for s in (WorkerState.RUNNING, WorkerState.DONE, WorkerState.FAILED)
+)
+
+
+def stored_letter(ok: bool, current: float, total: float) -> str:
+    """STORED_LETTER[reported_state(ok, current, total)], without the enum: this is on the
+    path of every update."""
+    if not ok:
+        return _FAILED_LETTER
+    return _DONE_LETTER if current >= total else _RUNNING_LETTER
 
 
 def reported_state(ok: bool, current: float, total: float) -> WorkerState:

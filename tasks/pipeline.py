@@ -33,7 +33,6 @@ import numpy as np
 
 from domain.model import (
     STATE_CODES,
-    AcceptOutcome,
     CreateOutcome,
     WorkerColumns,
     WorkerState,
@@ -86,10 +85,8 @@ class Pipeline:
         )
 
     # -- 1. accept (web) ----------------------------------------------------------------------
-    def accept(
-        self, reports: list[WorkerReport], all_or_nothing: bool = False
-    ) -> list[AcceptOutcome]:
-        """Per report an AcceptOutcome, in order, in one round trip. Accepted reports are in
+    def accept(self, reports: list[WorkerReport], all_or_nothing: bool = False) -> list[int]:
+        """Per report an AcceptOutcome value, in order, in one round trip. Accepted reports are in
         Redis with a drain on its way when this returns, stamped there in the order they
         arrive, so a later report always wins."""
         updates = [
@@ -101,7 +98,7 @@ class Pipeline:
         )
         if drain_due:
             self.ensure_drain()
-        return [AcceptOutcome(o) for o in outcomes]
+        return outcomes
 
     def create_job(
         self, jobid: str, desc: str, maxage: int, secret: str = "", notify: str = ""

@@ -46,7 +46,6 @@ from redis import Redis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from domain.model import (
-    STORED_LETTER,
     CreateOutcome,
     JobInfo,
     JobSnapshot,
@@ -55,7 +54,7 @@ from domain.model import (
     indexed_summary,
     natural_bytes,
     natural_key,
-    reported_state,
+    stored_letter,
 )
 
 EXPIRY = "progress:jobs:expiry"
@@ -140,7 +139,7 @@ def encode_row(current: float, total: float, ok: bool, desc: str) -> str:
     """A worker row, less the stamp the accept script puts in front of it: a state letter
     (r running, d done, f failed) that the apply script counts without parsing JSON, then the
     values."""
-    state = STORED_LETTER[reported_state(ok, current, total)]
+    state = stored_letter(ok, current, total)
     # The JSON of [current, total, ok, desc], written out: the numbers are finite (validated), so
     # their repr is JSON, and json.dumps for the whole row would cost a third of an update.
     text = json.dumps(desc, ensure_ascii=False) if desc else '""'
