@@ -7,7 +7,10 @@ import datetime
 import json
 import math
 import os
+import shlex
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -18,29 +21,37 @@ from .job import Job
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the service refused the request, or (wait) a worker failed
-EXIT_USAGE = 2  # bad arguments, no URL, service unreachable
+EXIT_USAGE = 2  # bad arguments, no URL, no job id (argparse exits 2 too)
 EXIT_TIMEOUT = 3
 EXIT_NOT_FOUND = 4
+EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: a retry later may succeed, unlike a usage error
+# `run`: what a shell answers for a command it cannot start
+EXIT_CANNOT_EXECUTE = 126
+EXIT_COMMAND_NOT_FOUND = 127
 
 DEFAULT_HTTP_TIMEOUT = 10.0
 CREATE_HTTP_TIMEOUT = 30.0  # create answers once the first chart is drawn
 
 EPILOG = f"""\
 The service URL comes from --url or ${_http.ENV_URL}, e.g. http://progress.example:8080
-(the part before /progress/...).
+(the part before /progress/...). Where a JOBID is expected it may be left out when
+${_http.ENV_JOBID} is set.
 
 exit status:
   0  success (wait: every worker is done)
   1  the service refused the request (wait: a worker failed)
-  2  usage error, no URL, or the service could not be reached
+  2  usage error: bad arguments, no URL, no job id
   3  wait: timed out
   4  no such job
+  69 the service could not be reached, timed out or answered 5xx (try again later)
+  run exits with the command's own status (128+N if signal N killed it, 127 if not found)
 
 examples:
   JOBID=$(progress create --desc "calibrate 1234")
   progress update "$JOBID" node7 5 22 --desc "lots of RFI"
   progress info "$JOBID"
   progress wait "$JOBID" --timeout 3600 && echo all done
+  progress run "$JOBID" node7 -- ./calibrate.sh 1234
 """
 
 
@@ -50,9 +61,13 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (never raises, never prints a traceback)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    # `run` takes everything after its `--` as the command, options and all; every other
+    # command keeps argparse's own meaning of `--` (the end of options).
+    head, command = _split_run_command(argv)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(head if command is not None else argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if not getattr(args, "command", None):
@@ -65,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"{exc} (use --url URL or set ${_http.ENV_URL})")
         return EXIT_USAGE
     try:
+        if getattr(args, "takes_jobid", False):
+            args.jobid = _jobid_or_env(args.jobid)
+        if args.command == "run":
+            args.argv = _command_or_usage_error(command)
         return args.func(args, base_url)
     except UsageError as exc:
         _error(str(exc))
@@ -72,15 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobNotFound as exc:
         _error(exc.description or f"job {_clean(args.jobid)!r} not found ({exc})")
         return EXIT_NOT_FOUND
-    except ServiceUnavailable as exc:
-        _error(str(exc))
-        return EXIT_USAGE
     except RequestRejected as exc:
         _error(f"the service refused: {exc}")
         return EXIT_FAILED
-    except ProgressError as exc:
+    except ProgressError as exc:  # unreachable, 5xx, or not a progress service at that URL
         _error(str(exc))
-        return EXIT_USAGE
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `progress pending JOB | head -1`
@@ -91,6 +107,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _error(f"internal error: {type(exc).__name__}: {exc} (set PROGRESS_DEBUG=1 for details)")
         return EXIT_FAILED
+
+
+def _split_run_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """(arguments of `progress`, the command to run) if this is `progress run ... -- CMD`,
+    else (argv, None)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--url", "--http-timeout"):
+            next(words, None)  # skip the option's value
+        elif not word.startswith("-"):
+            break  # the command name
+    else:
+        return argv, None
+    if word != "run" or "--" not in argv:
+        return argv, None
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
+
+
+def _command_or_usage_error(command: list[str] | None) -> list[str]:
+    if not command:
+        raise UsageError("give the command to run after --, e.g. progress run JOBID -- make all")
+    return command
+
+
+def _jobid_or_env(jobid: str | None) -> str:
+    if jobid is None:
+        jobid = os.environ.get(_http.ENV_JOBID) or None
+    if jobid is None:
+        raise UsageError(f"a job id is required: give JOBID or set ${_http.ENV_JOBID}")
+    return jobid
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def jobid_argument(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "jobid", metavar="JOBID", nargs="?", help=f"the job (default: ${_http.ENV_JOBID})"
+        )
+        p.set_defaults(takes_jobid=True)
+
+    def secret_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--secret",
+            default=os.environ.get(_http.ENV_SECRET),
+            help=f"the job's secret, if it has one (default: ${_http.ENV_SECRET})",
+        )
+
     p = command(
         "create",
         cmd_create,
@@ -144,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--secret", help="secret that workers must send with their updates")
     p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="workers to expect: the job is done only when N workers have finished",
+    )
+    p.add_argument(
         "--print-url", action="store_true", help="also print the page URL on stdout (2nd line)"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on stderr")
@@ -155,17 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Report one worker's progress (for shell scripts).",
         "The chart shows 100 * CURRENT / TOTAL for the worker.",
     )
-    p.add_argument("jobid", metavar="JOBID")
+    jobid_argument(p)
     p.add_argument("workid", metavar="WORKID", help="this worker's id, unique within the job")
     p.add_argument("current", metavar="CURRENT", type=_number_arg, help="things done so far")
     p.add_argument("total", metavar="TOTAL", type=_number_arg, help="things to do in all")
     p.add_argument("--desc", help="short status text shown next to the bar")
     p.add_argument("--failed", action="store_true", help="mark the worker as failed (red bar)")
-    p.add_argument(
-        "--secret",
-        default=os.environ.get(_http.ENV_SECRET),
-        help=f"the job's secret, if it has one (default: ${_http.ENV_SECRET})",
-    )
+    secret_option(p)
     p.add_argument(
         "--best-effort",
         action="store_true",
@@ -173,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command("show-url", cmd_show_url, "Print the URL of a job's live progress page.")
-    p.add_argument("jobid", metavar="JOBID")
+    jobid_argument(p)
     p.add_argument(
         "--interval", type=_positive_float, metavar="S", help="page refresh interval in seconds"
     )
@@ -190,22 +252,31 @@ def build_parser() -> argparse.ArgumentParser:
         "Show a job's workers as a table, with overall progress and ETA.",
         "States: running, done (current >= total), failed (ok=0), stale (silent too long).",
     )
-    p.add_argument("jobid", metavar="JOBID")
+    jobid_argument(p)
     p.add_argument("--json", action="store_true", help="print the service's answer as JSON")
 
-    p = command("pending", cmd_pending, "Print the workers not yet at 100%, one id per line.")
-    p.add_argument("jobid", metavar="JOBID")
+    p = command(
+        "pending",
+        cmd_pending,
+        "Print the workers that have not finished successfully, one id per line.",
+        "That is every worker not done: running, stale, and failed ones (even at 100%). When\n"
+        "the job expects more workers than have reported, a note on stderr says how many\n"
+        "are missing (the service cannot name them).",
+    )
+    jobid_argument(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document (see README)")
 
     p = command(
         "wait",
         cmd_wait,
         "Block until every worker is done (exit 0) or one failed (exit 1).",
-        "Polls the job's status. Exits 3 on --timeout, 4 if the job does not exist, 2 if the\n"
-        "service cannot be reached (a few failed polls in a row are tolerated once it has\n"
-        "answered). Workers that have not reported yet are unknown to the service: use\n"
-        "--workers N when you know how many to expect.",
+        "Polls the job's status. Exits 3 on --timeout, 4 if the job does not exist, 69 if\n"
+        "the service cannot be reached (a few failed polls in a row are tolerated once it has\n"
+        "answered). A job created with --workers N is done when N workers are; for other\n"
+        "jobs, workers that have not reported yet are unknown to the service: use --workers N\n"
+        "here when you know how many to expect.",
     )
-    p.add_argument("jobid", metavar="JOBID")
+    jobid_argument(p)
     p.add_argument(
         "--interval", type=_positive_float, default=5.0, metavar="S", help="poll period (5)"
     )
@@ -225,6 +296,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up (exit 2) after N failed polls in a row (default 5)",
     )  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    p.add_argument(
+        "--json", action="store_true", help="print the outcome as one JSON document (see README)"
+    )
+
+    p = command(
+        "delete",
+        cmd_delete,
+        "Delete a job: its workers, chart and page are gone.",
+        "A job created with a secret needs the same --secret.",
+    )
+    jobid_argument(p)
+    secret_option(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on stderr")
+
+    p = command(
+        "run",
+        cmd_run,
+        "Run a command as one worker: running, then done, or failed with its exit status.",
+        "usage: progress run [JOBID [WORKID]] [options] -- COMMAND [ARGS...]\n\n"
+        "Reports the worker running (0%) and starts COMMAND with this terminal's stdin,\n"
+        "stdout and stderr. When it ends, reports done (100%), or failed with desc\n"
+        '"exit N" or "killed by SIGNAME", and exits with the command\'s own status (128+N\n'
+        "for signal N, 127 when the command is not found, 126 when it cannot be started).\n"
+        "SIGTERM and SIGHUP are passed on to the command, and SIGINT too unless it came from\n"
+        "the terminal (which sends it to the command itself). The service being down never\n"
+        "stops the command: the reports are then lost, with one warning.\n\n"
+        "WORKID defaults to $PROGRESS_WORKID, else the MPI or SLURM rank\n"
+        "(OMPI_COMM_WORLD_RANK, PMI_RANK, SLURM_PROCID, SLURM_ARRAY_TASK_ID), else host:pid.",
+    )
+    jobid_argument(p)
+    p.add_argument("workid", metavar="WORKID", nargs="?", help="this worker's id (see below)")
+    secret_option(p)
+    p.add_argument("--desc", help="status text while the command runs (default: the command line)")
+    p.add_argument(
+        "--heartbeat",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="re-send the running state every S seconds, so a long command never looks "
+        "stale (default 60)",
+    )
+    p.add_argument(
+        "--flush-timeout",
+        type=_non_negative_float,
+        default=5.0,
+        metavar="S",
+        help="wait at most S seconds for the last report to be delivered (default 5)",
+    )
     return parser
 
 
@@ -232,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_create(args: argparse.Namespace, base_url: str) -> int:
+    # Only when given, so that a job without it is created exactly as before.
+    expected = {} if args.workers is None else {"workers": args.workers}
     job = Job.create(
         base_url,
         args.jobid,
@@ -239,6 +360,7 @@ def cmd_create(args: argparse.Namespace, base_url: str) -> int:
         maxage=args.maxage,
         secret=args.secret,
         timeout=_http_timeout(args, CREATE_HTTP_TIMEOUT),
+        **expected,
     )
     if args.json:
         _print_json(job.info)
@@ -348,13 +470,39 @@ def cmd_info(args: argparse.Namespace, base_url: str) -> int:
 
 def cmd_pending(args: argparse.Namespace, base_url: str) -> int:
     body, _ = _http.full_status(base_url, args.jobid, timeout=_http_timeout(args))
-    for w in body.get("workers") or []:
-        if _as_float(w.get("percent"), 0.0) < 100.0:
-            print(_clean(w.get("workid", "")))
+    # A failed worker may well be at 100 %: only "done" is finished successfully.
+    pending = [w for w in body.get("workers") or [] if w.get("state") != "done"]
+    missing = _not_reported(body)
+    if args.json:
+        _print_json({"jobid": body.get("jobid", args.jobid), "workers": pending,
+                     "not_reported": missing})  # fmt: skip
+        return EXIT_OK
+    for w in pending:
+        print(_clean(w.get("workid", "")))
+    if missing:
+        _note(f"{missing} more worker(s) expected have not reported yet")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace, base_url: str) -> int:
+    Job(base_url, args.jobid, secret=args.secret, timeout=_http_timeout(args)).delete()
+    if not args.quiet:
+        _note(f"deleted job {_clean(args.jobid)!r}")
     return EXIT_OK
 
 
 def cmd_wait(args: argparse.Namespace, base_url: str) -> int:
+    status: dict[str, Any] = {}
+    code = _wait(args, base_url, status)
+    if args.json:
+        outcome = {EXIT_OK: "done", EXIT_FAILED: "failed", EXIT_TIMEOUT: "timeout"}[code]
+        _print_json({"jobid": args.jobid, "outcome": outcome, "exit_status": code,
+                     "status": status})  # fmt: skip
+    return code
+
+
+def _wait(args: argparse.Namespace, base_url: str, status: dict[str, Any]) -> int:
+    """Poll until the job is over; the last status document answered is left in `status`."""
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     answered = False
     errors = 0
@@ -371,6 +519,8 @@ def cmd_wait(args: argparse.Namespace, base_url: str) -> int:
             _note(f"progress: warning: {exc}; still waiting")
         else:
             answered, errors = True, 0
+            status.clear()
+            status.update(body)
             verdict = _verdict(args, body)
             if verdict is not None:
                 return verdict
@@ -397,12 +547,134 @@ def _verdict(args: argparse.Namespace, body: dict[str, Any]) -> int | None:
         return EXIT_FAILED
     counts = body.get("counts") or {}
     done = counts.get("done", 0)
-    unfinished = sum(counts.get(k, 0) for k in ("running", "failed", "stale"))
-    if done and not unfinished and done >= args.workers:
+    if "complete" in body:  # the service's verdict, which counts expected workers still silent
+        finished = body["complete"] is True
+    else:  # a service from before `create --workers`
+        finished = done and not sum(counts.get(k, 0) for k in ("running", "failed", "stale"))
+    if finished and done >= args.workers:
         if not args.quiet:
             _note(f"job {_clean(args.jobid)!r}: all {done} worker(s) done")
         return EXIT_OK
     return None
+
+
+def _not_reported(body: dict[str, Any]) -> int | None:
+    """How many expected workers have not reported yet; None for a job that expects no count
+    (created without --workers)."""
+    if not isinstance(body.get("workers_expected"), int):
+        return None
+    return _as_int(body.get("workers_silent"))
+
+
+# -- run --------------------------------------------------------------------------------------
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def cmd_run(args: argparse.Namespace, base_url: str) -> int:
+    job = Job(base_url, args.jobid, secret=args.secret, timeout=_http_timeout(args))
+    desc = args.desc if args.desc is not None else shlex.join(args.argv)
+    # Signals stay forwarded until the end, so one arriving during the last report cannot
+    # end `progress run` before it has said how the command ended.
+    with _ForwardedSignals() as forwarding:
+        # No WORKID: the client's default, from the launcher's variables (see --help).
+        worker = job.worker(args.workid, total=1, desc=desc)
+        try:
+            child = subprocess.Popen(args.argv)
+        except OSError as exc:
+            status = _shell_status_for(exc)
+            _error(f"cannot run {args.argv[0]!r}: {exc.strerror or exc}")
+            worker.fail(f"exit {status}: {exc.strerror or type(exc).__name__}")
+        else:
+            forwarding.to(child)
+            returncode = _wait_with_heartbeat(child, worker, args.heartbeat)
+            status = 128 - returncode if returncode < 0 else returncode
+            if returncode == 0:
+                worker.done()
+            else:
+                worker.fail(_describe_returncode(returncode))
+        worker.close(args.flush_timeout)
+    return status
+
+
+def _wait_with_heartbeat(child: subprocess.Popen, worker: Any, every: float) -> int:
+    """The command's return code; meanwhile the running state is re-sent every `every`
+    seconds, so that a long silent command does not turn stale on the page."""
+    while True:
+        try:
+            return child.wait(every)
+        except subprocess.TimeoutExpired:
+            worker.update()
+
+
+def _shell_status_for(exc: OSError) -> int:
+    """127 for a command that does not exist, 126 for one that cannot be executed, as sh."""
+    if isinstance(exc, FileNotFoundError):
+        return EXIT_COMMAND_NOT_FOUND
+    return EXIT_CANNOT_EXECUTE
+
+
+def _describe_returncode(returncode: int) -> str:
+    if returncode >= 0:
+        return f"exit {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
+
+
+class _ForwardedSignals:
+    """While active, the signals that would end `progress run` are passed on to the command
+    instead, so that it is the command that ends and its end is reported. A signal that
+    arrives before the command has started is passed on as soon as it starts."""
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen | None = None
+        self.pending: list[int] = []
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _ForwardedSignals:
+        for signum in FORWARDED_SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._forward)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def to(self, child: subprocess.Popen) -> None:
+        self.child = child
+        for signum in self.pending:
+            self._send(signum)
+
+    def _forward(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and _terminal_in_front():
+            return  # Ctrl-C: the terminal sent it to the command as well
+        if self.child is None:
+            self.pending.append(signum)
+        else:
+            self._send(signum)
+
+    def _send(self, signum: int) -> None:
+        try:
+            self.child.send_signal(signum)  # type: ignore[union-attr]
+        except ProcessLookupError:
+            pass
+
+
+def _terminal_in_front() -> bool:
+    """True when this process group is the foreground of a controlling terminal, whose
+    keyboard signals then reach every process of the group."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 # -- output helpers ---------------------------------------------------------------------------
@@ -412,6 +684,9 @@ def _summary(body: dict[str, Any], now: float) -> str:
     counts = body.get("counts") or {}
     parts = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("running", "done", "failed", "stale"))
     eta = body.get("eta_seconds")
+    missing = _not_reported(body)
+    if missing:
+        parts += f", {missing} not reported"
     line = f"overall {_percent(body.get('percent')).strip()}: {parts}"
     line += f"; ETA {_duration(eta)}" if isinstance(eta, (int, float)) else "; ETA unknown"
     last = body.get("last_update")
@@ -477,6 +752,10 @@ def _when(stamp: Any) -> str:
     if value is None:
         return "-"
     return datetime.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _as_int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _as_float(value: Any, default: float | None) -> float | None:
