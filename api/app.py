@@ -42,6 +42,7 @@ def create_app(
     routes = {
         "/progress/create": resources.Create(store, settings, pipeline),
         "/progress/update": resources.Update(store, settings, pipeline),
+        "/progress/delete": resources.Delete(store, settings, pipeline),
         "/progress/status": resources.Status(store, settings),
         "/progress/render": resources.Render(store, settings),
         "/progress/show": resources.Show(store, settings),
@@ -49,7 +50,9 @@ def create_app(
         "/progress/": resources.Jobs(store, settings, as_page=True),
         "/progress/static/{name}": pages.StaticFiles(),
         "/openapi.json": resources.OpenAPI(settings),
-        "/healthz": operations.Health(store, settings),
+        "/livez": operations.Live(),
+        "/readyz": operations.Health(store, settings),
+        "/healthz": operations.Health(store, settings),  # the older name of /readyz
         "/metrics": operations.Metrics(store),
     }
     for path, resource in routes.items():

@@ -78,6 +78,20 @@ def openapi_spec(settings: Settings) -> dict:
                 operation="update",
                 json_body=_batch_body(table["update"], settings),
             ),
+            "/progress/delete": _with_delete_method(
+                _endpoint(
+                    settings,
+                    summary="Delete a job now, with its workers and chart",
+                    description="Also answers HTTP DELETE, with the parameters in the query. "
+                    "A job created with a secret can be deleted only with it. Updates still "
+                    "queued for the job are dropped; afterwards every endpoint answers 404 "
+                    "for it, until it is created again.",
+                    params=table["delete"],
+                    ok={"200": _json("The job is deleted", "Deleted")},
+                    errors=["400", "403", "404", "413", "503"],
+                    operation="delete",
+                )
+            ),
             "/progress/status": _endpoint(
                 settings,
                 summary="The job's state as JSON: summary and workers",
@@ -205,7 +219,7 @@ def _schema(p: Param, settings: Settings) -> dict:
         if p.required:
             schema["minLength"] = 1
         return schema
-    if not p.required:
+    if not p.required and p.default is not None:  # None: no default, left out means unset
         schema["default"] = p.default
     return schema
 
@@ -312,6 +326,11 @@ def _endpoint(
     }
 
 
+def _with_delete_method(endpoint: dict) -> dict:
+    """An endpoint that answers HTTP DELETE as it answers GET."""
+    return {**endpoint, "delete": {**endpoint["get"], "operationId": "delete_delete"}}
+
+
 def _form_field(p: Param, settings: Settings) -> dict:
     """A parameter's schema in a form, where an empty value (or only blanks) of an optional
     number means its default, as in a query (allowEmptyValue)."""
@@ -412,10 +431,17 @@ def _schemas() -> dict:
             desc=string,
             maxage={"type": "integer", "minimum": MAXAGE.minimum},
             created={**number, "description": "Unix time"},
+            workers={
+                "type": "integer",
+                "minimum": 1,
+                "nullable": True,
+                "description": "The workers the job expects (create's workers=), or null",
+            },
             show=url,
             render=url,
             status=url,
         ),
+        "Deleted": _object(jobid=string, deleted={"type": "boolean", "enum": [True]}),
         "Accepted": _object(
             accepted={
                 "description": "true for one update; for a JSON batch, how many",
@@ -439,6 +465,23 @@ def _schemas() -> dict:
                 last_update={**number, "nullable": True},
                 eta_seconds={**number, "minimum": 0, "nullable": True},
                 workers_reported={**count, "description": "Workers that have reported, all told"},
+                workers_expected={
+                    "type": "integer",
+                    "minimum": 1,
+                    "nullable": True,
+                    "description": "The workers the job expects (create's workers=), or null: "
+                    "then percent is over the workers that reported",
+                },
+                workers_silent={
+                    **count,
+                    "description": "Expected workers that have not reported yet (0 without "
+                    "workers_expected); they count 0 % in percent",
+                },
+                complete={
+                    "type": "boolean",
+                    "description": "Every worker is done: at least one reported, none is "
+                    "running, stale or failed, and none of the expected ones is silent",
+                },
                 workers={
                     "type": "array",
                     "description": "The workers asked for (workers=): with all, one page in "

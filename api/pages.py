@@ -161,7 +161,9 @@ _templates.globals.update(
 )
 
 
-def show_page(jobid: str, interval: float, urls: dict[str, str], *, overview: bool = True) -> str:
+def show_page(
+    jobid: str, desc: str, interval: float, urls: dict[str, str], *, overview: bool = True
+) -> str:
     """The live view of one job. `urls` holds the job's show, render and status URLs;
     `overview` says whether to link the recent-jobs page (off when listing is switched off)."""
     config = {
@@ -175,7 +177,9 @@ def show_page(jobid: str, interval: float, urls: dict[str, str], *, overview: bo
     return _templates.get_template("show.html").render(
         page="show",
         jobid=jobid,
+        desc=desc,
         interval=interval,
+        refresh_seconds=max(1, math.ceil(interval)),  # whole seconds, as browsers read it
         config=config,
         tiles=[(state.value, STATE_HINTS[state]) for state in WorkerState],
         overview_url=home if overview else None,

@@ -191,6 +191,11 @@ NOTIFY = Param("notify", "url", max_length=2048,
     description="A URL the server POSTs a JSON document to, once, when every worker that has "
     "reported is done or one has failed: http or https, on one of the hosts this server may "
     "notify")  # /openapi.json names the hosts
+EXPECTED = Param("workers", "number", default=None, minimum=1,
+    maximum=Setting("max_workers_per_job"), whole=True,
+    description="How many workers the job will have (the fraction is dropped). Until that many "
+    "have reported, the overall percent counts the silent ones as 0 % and the job is not done. "
+    "Left out: the job is done when every worker that has reported is done.")
 CURRENT = Param("current", "number", required=True, minimum=0,
     description="How much of its work the worker has done.")
 TOTAL = Param("total", "number", required=True, minimum=0, exclusive_minimum=True,
@@ -220,12 +225,13 @@ OFFSET = Param("offset", "number", default=0, minimum=0, maximum=1e9, whole=True
 
 # Each endpoint's parameters, in the order they are checked: the first bad one is reported.
 ENDPOINT_PARAMS: dict[str, tuple[Param, ...]] = {
-    "create": (JOBID, DESC, MAXAGE, SECRET, NOTIFY),
+    "create": (JOBID, DESC, MAXAGE, SECRET, NOTIFY, EXPECTED),
     "update": (JOBID, WORKID, CURRENT, TOTAL, OK, DESC, SECRET),
     "status": (JOBID, WORKERS, WORKER_LIMIT, AFTER),
     "render": (JOBID,),
     "show": (JOBID, INTERVAL),
     "jobs": (LIMIT, OFFSET),
+    "delete": (JOBID, SECRET),
 }
 # fmt: on
 

@@ -16,6 +16,7 @@ from api.ratelimit import RateLimiter
 from domain.model import (
     AcceptOutcome,
     CreateOutcome,
+    DeleteOutcome,
     JobInfo,
     WorkerRow,
     WorkerState,
@@ -93,7 +94,9 @@ class Create(Resource):
         p = parse("create", params, s)
         jobid, desc, maxage = p["jobid"], p["desc"], p["maxage"]
         self.limiter.charge(req.remote_addr)
-        outcome, now = self.pipeline.create_job(jobid, desc, maxage, p["secret"], p["notify"])
+        outcome, now = self.pipeline.create_job(
+            jobid, desc, maxage, p["secret"], p["notify"], p["workers"]
+        )
         if outcome == CreateOutcome.WRONG_SECRET:
             raise WrongSecret(jobid)
         if outcome == CreateOutcome.TOO_MANY_JOBS:
@@ -106,8 +109,29 @@ class Create(Resource):
             "desc": desc,
             "maxage": maxage,
             "created": now,
+            "workers": p["workers"],  # expected; None when not given
             **job_urls(req, s, jobid),
         }
+
+
+class Delete(Resource):
+    """Delete a job now, with all it holds; with its secret if it has one. HTTP DELETE too."""
+
+    def __init__(self, store: Store, settings: Settings, pipeline: Pipeline) -> None:
+        super().__init__(store, settings)
+        self.pipeline = pipeline
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.on_get(req, resp)
+
+    def handle(self, req, resp, params):
+        p = parse("delete", params, self.settings)
+        outcome = self.pipeline.delete_job(p["jobid"], p["secret"])
+        if outcome == DeleteOutcome.UNKNOWN_JOB:
+            raise JobNotFound(p["jobid"])
+        if outcome == DeleteOutcome.WRONG_SECRET:
+            raise WrongSecret(p["jobid"])
+        resp.media = {"jobid": p["jobid"], "deleted": True}
 
 
 class Update(Resource):
@@ -239,13 +263,16 @@ class Show(Resource):
     def handle(self, req, resp, params):
         p = parse("show", params, self.settings)
         jobid, interval = p["jobid"], p["interval"]
-        if not self.store.job_exists(jobid):
+        title = self.store.job_title(jobid)
+        if title is None:
             raise JobNotFound(jobid)
         resp.content_type = falcon.MEDIA_HTML
         urls = job_urls(req, self.settings, jobid)
         # The page lists the first failed and stale workers only, and counts them all.
         urls["status"] += f"&workers=problems&limit={PAGE_PROBLEMS}"
-        resp.text = pages.show_page(jobid, interval, urls, overview=self.settings.list_jobs)
+        resp.text = pages.show_page(
+            jobid, title[1], interval, urls, overview=self.settings.list_jobs
+        )
 
 
 class Jobs(Resource):
@@ -325,6 +352,9 @@ def status_document(info: JobInfo, now: float, stale_after: float) -> dict:
         "stale_after": stale_after,
         "percent": round(summary.percent, 2),
         "workers_reported": info.workers,
+        "workers_expected": info.expected,
+        "workers_silent": summary.silent,
+        "complete": summary.complete,
         "counts": {
             "running": summary.running,
             "done": summary.done,

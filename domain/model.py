@@ -50,6 +50,14 @@ class CreateOutcome(IntEnum):
     TOO_MANY_JOBS = 2  # the service holds as many jobs as it may
 
 
+class DeleteOutcome(IntEnum):
+    """What the delete script answers (tasks/lua/delete.lua)."""
+
+    UNKNOWN_JOB = 0
+    DELETED = 1
+    WRONG_SECRET = 2
+
+
 class AcceptOutcome(IntEnum):
     """What the accept script answers for each update (tasks/lua/accept.lua)."""
 
@@ -139,6 +147,7 @@ class JobSnapshot:
     version: int = 0
     workers: tuple[WorkerRow, ...] = field(default_factory=tuple)
     columns: WorkerColumns | None = None
+    expected: int | None = None  # workers the job was created to expect (create's workers=)
 
     def bars(self) -> WorkerColumns:
         return self.columns if self.columns is not None else WorkerColumns.of(self.workers)
@@ -178,13 +187,32 @@ def natural_bytes(workid: str) -> bytes:
 class JobSummary:
     """What a person wants to know at a glance, derived from a snapshot at time `now`."""
 
-    percent: float  # mean of the workers' percent, each clipped to 0..100
+    percent: float  # mean of the workers' percent, each clipped to 0..100 (see mean_percent)
     running: int
     done: int
     failed: int
     stale: int
     last_update: float | None
     eta_seconds: float | None
+    silent: int = 0  # expected workers that have not reported yet
+
+    @property
+    def complete(self) -> bool:
+        """Every worker done: at least one, none unfinished or failed, and none still silent."""
+        return self.done > 0 and not (self.running or self.stale or self.failed or self.silent)
+
+
+def silent_workers(expected: int | None, reported: int) -> int:
+    """Expected workers not heard from yet: none when the job expects no number, or when more
+    than expected have reported (the extra ones are counted as they are)."""
+    return max(0, (expected or 0) - reported)
+
+
+def mean_percent(percent_sum: float, expected: int | None, reported: int) -> float:
+    """The overall percent: a silent worker counts 0 %, so the sum is shared among the expected
+    workers, or among those that reported when they are more."""
+    share = max(expected or 0, reported)
+    return percent_sum / share if share else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +227,7 @@ class JobInfo:
     version: int
     workers: int  # how many have reported
     summary: JobSummary
+    expected: int | None = None  # how many the job was created to expect (create's workers=)
 
 
 def indexed_summary(
@@ -212,18 +241,21 @@ def indexed_summary(
     last_update: float | None,
     finish_at: float | None,
     now: float,
+    expected: int | None = None,
 ) -> JobSummary:
     """The summary `summarize` would give, from the counts and sums the store keeps as updates
     are applied (tasks/lua/apply.lua): running counts every unfinished worker, stale ones too;
     pct_sum is the clipped percents of the workers not done; finish_at is when the slowest
-    fresh running worker finishes at its rate so far (None when that is a guess)."""
+    fresh running worker finishes at its rate so far (None when that is a guess, and while an
+    expected worker is silent)."""
     fresh = running - stale
+    silent = silent_workers(expected, workers)
     eta = None
-    if fresh > 0 and finish_at is not None:
+    if fresh > 0 and finish_at is not None and not silent:
         eta = max(0.0, finish_at - now)
         if not math.isfinite(eta):
             eta = None
-    percent = (100.0 * done + pct_sum) / workers if workers else 0.0
+    percent = mean_percent(100.0 * done + pct_sum, expected, workers)
     return JobSummary(
         percent=min(100.0, max(0.0, percent)),
         running=fresh,
@@ -232,6 +264,7 @@ def indexed_summary(
         stale=stale,
         last_update=last_update,
         eta_seconds=eta,
+        silent=silent,
     )
 
 
@@ -272,12 +305,18 @@ def summarize(snapshot: JobSnapshot, now: float, stale_after: float) -> JobSumma
 
     The ETA assumes each running worker keeps the mean rate it has shown since the job was
     created, and is the time the slowest of them needs to finish. It is None when it would be a
-    guess: no running worker, one that has reported no progress yet, or under 5 s of history."""
+    guess: no running worker, one that has reported no progress yet, under 5 s of history, or
+    an expected worker that has not reported yet."""
+    silent = silent_workers(snapshot.expected, len(snapshot.workers))
     states = [worker_state(w, now, stale_after) for w in snapshot.workers]
     percents = [min(100.0, max(0.0, w.percent)) for w in snapshot.workers]
     eta: float | None = None
     running = [w for w, s in zip(snapshot.workers, states) if s is WorkerState.RUNNING]
-    if running and all(w.current > 0 and w.updated - snapshot.created >= 5 for w in running):
+    if (
+        running
+        and not silent
+        and all(w.current > 0 and w.updated - snapshot.created >= 5 for w in running)
+    ):
         eta = max(
             0.0,
             max(
@@ -289,11 +328,12 @@ def summarize(snapshot: JobSnapshot, now: float, stale_after: float) -> JobSumma
     if eta is not None and not math.isfinite(eta):
         eta = None  # extreme numbers (5e-324 of 1e15): no estimate rather than Infinity
     return JobSummary(
-        percent=sum(percents) / len(percents) if percents else 0.0,
+        percent=mean_percent(sum(percents), snapshot.expected, len(percents)),
         running=states.count(WorkerState.RUNNING),
         done=states.count(WorkerState.DONE),
         failed=states.count(WorkerState.FAILED),
         stale=states.count(WorkerState.STALE),
         last_update=max((w.updated for w in snapshot.workers), default=None),
         eta_seconds=eta,
+        silent=silent,
     )

@@ -5,8 +5,10 @@ The chart is a 1000 px wide palette PNG (100 dpi) with one horizontal bar per wo
 
 * green: running, dark green: done, red: failed (``ok`` False), grey (hatched while rows are
   tall enough): stale, i.e. ``row.is_stale(now, stale_after)``; the legend lists only the
-  colours present; the subtitle gives the job id, the number of workers, the overall percent
-  (mean of each worker's percent clipped to 0..100) and the count of each status;
+  colours present; the subtitle gives the job id, the number of workers (and, for a job
+  created with ``workers=N``, how many of the N have not reported yet, or how many reported
+  past N), the overall percent (mean of each worker's percent clipped to 0..100, a silent
+  expected worker counting 0 %) and the count of each status;
 * beside each bar (small jobs): the real percent, even when ``current`` exceeds ``total``
   (the bar stops at 100 %), and the worker's description; "?" when ``total`` is 0 or the
   numbers are not finite (no bar);
@@ -64,7 +66,15 @@ from matplotlib.transforms import blended_transform_factory
 from PIL import Image, ImageDraw, ImageFont
 
 from domain.formatting import duration_label, percent_label, utc_time_label
-from domain.model import STATE_CODES, STATE_COLOURS, JobSnapshot, WorkerColumns, WorkerState
+from domain.model import (
+    STATE_CODES,
+    STATE_COLOURS,
+    JobSnapshot,
+    WorkerColumns,
+    WorkerState,
+    mean_percent,
+    silent_workers,
+)
 
 __all__ = ["render_png", "COLORS", "WIDTH_PX", "DPI"]
 
@@ -179,12 +189,13 @@ class _Rows:
     overall: float
 
 
-def _rows(bars: WorkerColumns, now: float, stale_after: float) -> _Rows:
+def _rows(bars: WorkerColumns, now: float, stale_after: float, expected: int | None) -> _Rows:
     n = len(bars)
     status = bars.states(now, stale_after)  # STATE_CODES: the order of _STATUS_NAMES
     pct = np.where(np.isfinite(bars.percent), bars.percent, np.nan).astype(float)
     counts = tuple(int(c) for c in np.bincount(status, minlength=4))
-    overall = float(np.nan_to_num(np.clip(pct, 0.0, 100.0), nan=0.0).mean()) if n else 0.0
+    clipped_sum = float(np.nan_to_num(np.clip(pct, 0.0, 100.0), nan=0.0).sum())
+    overall = mean_percent(clipped_sum, expected, n)
     return _Rows(pct, status, counts, overall)  # type: ignore[arg-type]
 
 
@@ -374,7 +385,7 @@ def _header(snapshot: JobSnapshot, rows: _Rows, lay: _Layout, stale_after: float
     running, done, failed, stale = rows.counts
     parts = [
         f"job {_fit(_clean(snapshot.jobid), f_sub, 260)}",
-        f"{n:,} worker{'s' if n != 1 else ''}",
+        _workers_text(n, snapshot.expected),
         f"{rows.overall:.1f} % overall" if n else "no progress yet",
         f"{running:,} running",
         f"{done:,} done",
@@ -400,6 +411,16 @@ def _header(snapshot: JobSnapshot, rows: _Rows, lay: _Layout, stale_after: float
         d.text((x + 19, y + 7), label, font=f_leg, fill=_TEXT, anchor="lm")
         x += 19 + int(f_leg.getlength(label)) + 22
     return im
+
+
+def _workers_text(n: int, expected: int | None) -> str:
+    """How many workers reported, against how many the job expects (create's workers=)."""
+    if expected is None or n == expected:
+        return f"{n:,} worker{'s' if n != 1 else ''}"
+    if n > expected:
+        return f"{n:,} workers reported, {expected:,} expected"
+    silent = silent_workers(expected, n)
+    return f"{silent:,} of {expected:,} workers {'has' if silent == 1 else 'have'} not reported yet"
 
 
 def _footer(lay: _Layout, note: str, last_update: float | None) -> Image.Image:
@@ -547,7 +568,7 @@ def render_png(snapshot: JobSnapshot, *, now: float, stale_after: float = 300.0)
     """
     bars = snapshot.bars()
     n = len(bars)
-    rows = _rows(bars, now, stale_after)
+    rows = _rows(bars, now, stale_after, snapshot.expected)
     lay = _layout(n)
     H = lay.height
     which, step = _label_rows(rows.status, lay) if n else ([], 1)

@@ -1,6 +1,7 @@
 """The job completion hook: POST a small JSON document, once, to the URL given at create, when
 every worker that has reported is at 100 % or one has failed. Off unless the operator lists the
-hosts it may reach (PROGRESS_NOTIFY_HOSTS), since it makes the server send requests.
+hosts it may reach (PROGRESS_NOTIFY_HOSTS), since it makes the server send requests. For a job
+created with workers=N, "done" waits for N finished workers (tasks/lua/apply.lua decides).
 
 It runs on a queue and worker of its own (the Procfile's `notify`, a pool of threads), so a
 receiver that is slow or never answers holds a notify thread for TIMEOUT at most, never a
@@ -64,6 +65,8 @@ def notify_finished(self, tag: str, state: str, url: str) -> None:
         "workers": info.workers if info else 0,
         "failed": sorted((w.workid for w in failed), key=natural_key),  # the latest MAX_FAILED
     }
+    if info and info.expected is not None:  # only then: other jobs' documents stay as they were
+        document["workers_expected"] = info.expected
     body = json.dumps(document).encode()
     # The task's id is kept by every retry and redelivery: receivers can drop a repeat by it.
     headers = sign(service_key(), f"msg_{self.request.id}", int(time.time()), body)

@@ -15,7 +15,9 @@ decision on the way, in one place.
                  it with the renderer, stores PNG and ETag (tasks/lua/finish_render.lua).
   6. chart       web: /progress/render reads the stored PNG (`Store.chart`).
 Beat's `sweep` re-sends what a killed process left (claimed batches, renders due, a lost drain)
-and wakes charts that change with time alone (stale workers); `expire` deletes old jobs.
+and wakes charts that change with time alone (stale workers); `expire` deletes old jobs, and
+`delete_job` one job on request: updates still queued for a deleted job are dropped when applied
+(its incarnation is gone, as for a re-created job), and a render under way stores nothing.
 
 Work is recorded in Redis by the same script that makes it due, and the message that asks a
 worker to do it is sent after: a message lost with a killed process is re-sent by the sweep.
@@ -34,6 +36,7 @@ import numpy as np
 from domain.model import (
     STATE_CODES,
     CreateOutcome,
+    DeleteOutcome,
     WorkerColumns,
     WorkerState,
     chart_etag,
@@ -101,15 +104,34 @@ class Pipeline:
         return outcomes
 
     def create_job(
-        self, jobid: str, desc: str, maxage: int, secret: str = "", notify: str = ""
+        self,
+        jobid: str,
+        desc: str,
+        maxage: int,
+        secret: str = "",
+        notify: str = "",
+        expected: int | None = None,
     ) -> tuple[CreateOutcome, float]:
         """(Re)create a job: one script, no task. Its chart is a placeholder until the first
         update makes a render due. Returns the outcome and the time of creation."""
         now = time.time()
         outcome = self.store.create_job(
-            jobid, desc, maxage, now, secrets.token_hex(8), secret, notify, self.settings.max_jobs
+            jobid,
+            desc,
+            maxage,
+            now,
+            secrets.token_hex(8),
+            secret,
+            notify,
+            self.settings.max_jobs,
+            expected,
         )
         return outcome, now
+
+    def delete_job(self, jobid: str, secret: str = "") -> DeleteOutcome:
+        """Delete a job now: one script, no task (see the module's docstring for what becomes
+        of its queued updates and of a render under way)."""
+        return self.store.delete_job(jobid, secret)
 
     def ensure_drain(self) -> None:
         """Queue a drain. Called only by whoever took the drain flag, so at most one drain is

@@ -5,7 +5,7 @@ of a job shares the hash tag {T}):
   progress:{T}:meta      hash   jobid, desc, created, maxage, incarnation, version (bumped by
                                 every change), rendered_at, updates (rows ingested), renders,
                                 running, done, failed (worker counts), pct_sum, last_update,
-                                finished, notify, secret
+                                finished, notify, secret, expected (workers, when given)
   progress:{T}:workers   hash   workid -> row (see encode_row)
   progress:{T}:chart     hash   png, etag, version, stale
   progress:{T}:order     zset   natural order of the workers, each with its packed bar (BAR)
@@ -47,6 +47,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from domain.model import (
     CreateOutcome,
+    DeleteOutcome,
     JobInfo,
     JobSnapshot,
     WorkerColumns,
@@ -203,6 +204,7 @@ class Store:
         self._begin_render, self._finish_render = script("begin_render"), script("finish_render")
         self._expire, self._wake = script("expire"), script("wake")
         self._claim_overdue, self._summary = script("claim_overdue"), script("summary")
+        self._delete = script("delete")
 
     def _own_connection(self) -> Redis:
         """This thread's own connection, for the per-request calls: taking one from the pool
@@ -225,9 +227,10 @@ class Store:
         secret: str = "",
         notify: str = "",
         max_jobs: int = 10**9,
+        expected: int | None = None,
     ) -> CreateOutcome:
-        """(Re)create a job with no workers. Updates queued for an earlier incarnation of the
-        same id are dropped when applied."""
+        """(Re)create a job with no workers, expecting `expected` of them if given. Updates
+        queued for an earlier incarnation of the same id are dropped when applied."""
         tag = job_tag(jobid)
         outcome = self._create(
             keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, *_index_keys(tag)],
@@ -242,9 +245,22 @@ class Store:
                 secret_digest(jobid, secret),
                 notify,
                 max_jobs,
+                "" if expected is None else expected,
             ],
         )
         return CreateOutcome(outcome)
+
+    def delete_job(self, jobid: str, secret: str = "") -> DeleteOutcome:
+        """Delete a job and every key of it at once, if `secret` is its secret (or it has
+        none). Its queued updates are dropped when applied, as for a re-created job."""
+        tag = job_tag(jobid)
+        meta, workers, _ = _keys(tag)
+        global_sets = [EXPIRY, RECENT, RENDER_DUE, RENDER_LATER]
+        outcome = self._delete(
+            keys=[STATS, meta, workers, *global_sets, *_all_keys(tag)],
+            args=[tag, secret_digest(jobid, secret), len(global_sets)],
+        )
+        return DeleteOutcome(outcome)
 
     def snapshot(self, jobid: str) -> JobSnapshot | None:
         meta_key, workers_key, _ = _keys(job_tag(jobid))
@@ -556,9 +572,8 @@ def _pairs(flat: list) -> dict[bytes, bytes]:
 
 def _job_info(reply: list, now: float) -> JobInfo:
     values, workers, stale, _fresh_blocked, finish_at = reply
-    jobid, desc, created, maxage, incarnation, version, running, done, failed, pct_sum, last = (
-        values
-    )
+    (jobid, desc, created, maxage, incarnation, version, running, done, failed, pct_sum, last,
+     expected) = values  # fmt: skip
     summary = indexed_summary(
         workers=workers,
         running=int(running or 0),
@@ -569,6 +584,7 @@ def _job_info(reply: list, now: float) -> JobInfo:
         last_update=float(last) if last else None,
         finish_at=float(finish_at) if finish_at else None,
         now=now,
+        expected=int(expected) if expected else None,
     )
     return JobInfo(
         jobid=jobid.decode(),
@@ -579,6 +595,7 @@ def _job_info(reply: list, now: float) -> JobInfo:
         version=int(version),
         workers=workers,
         summary=summary,
+        expected=int(expected) if expected else None,
     )
 
 
@@ -626,6 +643,7 @@ def _snapshot(
         version=int(meta[b"version"]),
         workers=rows,
         columns=columns,
+        expected=int(meta[b"expected"]) if meta.get(b"expected") else None,
     )
 
 

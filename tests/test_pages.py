@@ -169,7 +169,7 @@ def test_an_installed_wheel_ships_and_serves_the_pages(tmp_path):
     probe = (
         "from api import pages\n"
         "urls = {n: '/progress/' + n for n in ('show', 'render', 'status')}\n"
-        "assert 'static/progress.js?v=' in pages.show_page('x', 5, urls)\n"
+        "assert 'static/progress.js?v=' in pages.show_page('x', '', 5, urls)\n"
         "assert 'static/progress.css?v=' in pages.overview_page("
         "{'jobs': [], 'total': 0, 'limit': 5, 'offset': 0})\n"
         "assert set(pages.ASSETS) == {'progress.css', 'progress.js'}\n"

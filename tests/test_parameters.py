@@ -20,6 +20,7 @@ PATHS = {  # the paths serving each endpoint of the table
     "render": ["/progress/render"],
     "show": ["/progress/show"],
     "jobs": ["/progress/jobs", "/progress/"],
+    "delete": ["/progress/delete"],
 }
 NUMBERS = [
     (endpoint, p.name) for endpoint, params in ENDPOINT_PARAMS.items() for p in params

@@ -132,7 +132,7 @@ function renderDoc(doc) {
   setText("percent", n ? fmtPct(doc.percent) : "\u2013");
   $("bar").style.width = Math.min(100, Math.max(0, doc.percent)) + "%";
   $("bar-wrap").setAttribute("aria-valuenow", fmtPct(doc.percent));
-  setText("workers-total", n ? plural(n, "worker", "workers") : "no workers yet");
+  setText("workers-total", workersText(doc, n));
   for (const state of cfg.states) {
     setText("count-" + state, fmtInt(c[state]));
     const li = $("tile-" + state);
@@ -149,6 +149,18 @@ function renderDoc(doc) {
   document.title = (n ? fmtPct(doc.percent) + " %" : "waiting") + failed + " \u00b7 " + name;
   setIcon(n ? doc : null);
   renderClock();
+}
+
+// How many workers reported, against how many the job expects (create's workers=, if given).
+function workersText(doc, n) {
+  const expected = doc.workers_expected;
+  if (typeof expected !== "number") return n ? plural(n, "worker", "workers") : "no workers yet";
+  if (n > expected) return fmtInt(n) + " workers reported, " + fmtInt(expected) + " expected";
+  if (doc.workers_silent) {
+    return fmtInt(doc.workers_silent) + " of " + plural(expected, "worker", "workers") +
+           (doc.workers_silent === 1 ? " has" : " have") + " not reported yet";
+  }
+  return plural(n, "worker", "workers");
 }
 
 // What changes with the clock alone: ages and the ETA, re-drawn every second.
@@ -173,6 +185,9 @@ function renderClock() {
            "rate it has shown since the job was created (the slowest one decides).";
   } else if (n === 0) {
     note = "No estimate until workers report.";
+  } else if (doc.workers_silent) {
+    note = "No estimate while " + plural(doc.workers_silent, "worker has", "workers have") +
+           " not reported yet.";
   } else if (c.running === 0 && c.done === n) {
     eta = "finished";
     note = "Every worker is done.";
@@ -396,6 +411,7 @@ function startShow() {
     });
   }
 
+  placeholder("Loading the chart\u2026");  // not in the HTML: without a script it never loads
   setInterval(renderClock, 1000);
   tick();
 }

@@ -9,7 +9,8 @@
 --   meta     running, done, failed (counts), pct_sum (the sum of the percents, clipped to
 --            0..100, of the workers not done: each done one counts exactly 100, so a finished job
 --            is exactly 100 % whatever the rounding), last_update; completion is noticed once
---            per incarnation (HSETNX finished)
+--            per incarnation (HSETNX finished): a failure at once, done when no worker is
+--            unfinished and, if the job expects a number of workers, that many are done
 --   order    every worker, in natural order of its id: the member is the id's natural_bytes
 --            (domain.model), NUL, and what the chart draws of the worker packed in 13 bytes
 --            (percent as a float32, time of update as a float64, state letter; tasks.store.BAR),
@@ -58,9 +59,9 @@ end
 local function apply_job(k, tag, incarnation, first, last)
   local meta, workers, order, failed_set, active, finish, blocked =
     k[1], k[2], k[3], k[4], k[5], k[6], k[7]
-  local job = redis.call('HMGET', meta, 'incarnation', 'created')
+  local job = redis.call('HMGET', meta, 'incarnation', 'created', 'expected')
   if job[1] ~= incarnation then return NOTHING end
-  local created = tonumber(job[2])
+  local created, expected = tonumber(job[2]), tonumber(job[3] or '0')
   redis.call('HINCRBY', meta, 'updates', (last - first + 1) / 3)
 
   local changed, added = 0, 0
@@ -107,7 +108,7 @@ local function apply_job(k, tag, incarnation, first, last)
   if changed == 0 then return NOTHING end
   redis.call('HINCRBY', meta, 'version', 1)
   redis.call('HINCRBY', stats, 'workers', added)
-  redis.call('HINCRBY', meta, 'done', counts.d)
+  local done = redis.call('HINCRBY', meta, 'done', counts.d)
   redis.call('HINCRBYFLOAT', meta, 'pct_sum', pct_change)
   if last_update > tonumber(redis.call('HGET', meta, 'last_update') or '0') then
     redis.call('HSET', meta, 'last_update', string.format('%.6f', last_update))
@@ -115,7 +116,7 @@ local function apply_job(k, tag, incarnation, first, last)
   local running = redis.call('HINCRBY', meta, 'running', counts.r)
   local failed = redis.call('HINCRBY', meta, 'failed', counts.f)
   local finished = ''
-  if failed > 0 or running == 0 then
+  if failed > 0 or (running == 0 and done >= expected) then
     finished = failed > 0 and 'failed' or 'done'
     if redis.call('HSETNX', meta, 'finished', finished) == 0 then finished = '' end
   end

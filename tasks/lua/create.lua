@@ -5,14 +5,14 @@
 -- KEYS[6] renders due (zset)   KEYS[7] stats   KEYS[8..] the job's indexes (see apply.lua)
 -- ARGV[1] tag   ARGV[2] jobid   ARGV[3] desc   ARGV[4] now   ARGV[5] maxage   ARGV[6] incarnation
 -- ARGV[7] expires at   ARGV[8] secret digest ('' for none)   ARGV[9] notify URL ('' for none)
--- ARGV[10] max_jobs
+-- ARGV[10] max_jobs   ARGV[11] workers expected ('' for no number)
 -- Returns a domain.model.CreateOutcome: 1 created, 0 wrong secret, 2 too many jobs.
 --- @include "secret_matches"
 local meta, workers, chart, expiry, recent, renders_due, stats =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local tag, jobid, desc, now, maxage, incarnation, expires_at, secret, notify, max_jobs =
+local tag, jobid, desc, now, maxage, incarnation, expires_at, secret, notify, max_jobs, expected =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],
-  tonumber(ARGV[10])
+  tonumber(ARGV[10]), ARGV[11]
 local WRONG_SECRET, CREATED, TOO_MANY_JOBS = 0, 1, 2
 
 if not secret_matches(redis.call('HGET', meta, 'secret'), secret) then return WRONG_SECRET end
@@ -26,6 +26,7 @@ redis.call('HSET', meta, 'jobid', jobid, 'desc', desc, 'created', now, 'maxage',
            'incarnation', incarnation, 'version', 0, 'rendered_at', 0)
 if secret ~= '' then redis.call('HSET', meta, 'secret', secret) end
 if notify ~= '' then redis.call('HSET', meta, 'notify', notify) end
+if expected ~= '' then redis.call('HSET', meta, 'expected', expected) end
 redis.call('ZADD', expiry, expires_at, tag)
 redis.call('ZADD', recent, now, tag)
 redis.call('ZREM', renders_due, tag)  -- a render due for the earlier incarnation is not
