@@ -7,10 +7,15 @@
         for f in w.track(files):
             process(f)
 
-Reporting never raises and never blocks on the network; see Worker.
+Reporting never raises and never blocks on the network; see Worker. `Job.from_env()` and
+`job.worker()` follow launcher conventions (mpirun, srun, SLURM arrays, multiprocessing), and
+`from progress_client import tqdm` is tqdm that also reports (extra `progress-client[tqdm]`).
 """
 
+from typing import Any
+
 from ._http import JobNotFound, ProgressError, RequestRejected, ServiceUnavailable
+from ._launcher import default_workid
 from ._sender import flush, queued
 from .job import Job, Worker, new_jobid
 
@@ -18,11 +23,23 @@ __all__ = [
     "Job",
     "Worker",
     "new_jobid",
+    "default_workid",
     "flush",
     "queued",
     "ProgressError",
     "ServiceUnavailable",
     "RequestRejected",
     "JobNotFound",
+    "tqdm",
+    "trange",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str) -> Any:
+    # tqdm is an optional extra: import it only when its names are used.
+    if name in ("tqdm", "trange"):
+        from . import _tqdm
+
+        return getattr(_tqdm, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

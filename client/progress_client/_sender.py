@@ -2,15 +2,18 @@
 
 One daemon thread per process serves every worker handle. A handle only stores its latest state
 here (a dict assignment under a lock) and returns; the thread sends, for each worker, the newest
-state it has, at most once per the worker's `min_interval`. Failures cost the worker a
-rate-limited log line: the state stays queued and is retried with backoff (per service, so a dead
-service is not hammered once per worker), a newer state simply replaces it, and a 4xx answer other
-than 429 drops it. At interpreter exit the queue is flushed with a bounded wait.
+state it has, at most once per the worker's `min_interval`. The states of several workers due at
+the same time go to their service together, in one batched POST (a JSON array). Failures cost
+the worker a rate-limited log line: the state stays queued and is retried with backoff (per
+service, so a dead service is not hammered once per worker), a newer state simply replaces it,
+and a 4xx answer other than 429 drops it. At interpreter exit the queue is flushed with a
+bounded wait.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import sys
@@ -27,6 +30,9 @@ log = logging.getLogger("progress_client")
 ENV_FLUSH_TIMEOUT = "PROGRESS_FLUSH_TIMEOUT"
 DEFAULT_EXIT_FLUSH = 5.0
 LOG_EVERY = 60.0  # seconds between two log lines about the same problem
+# States per batched POST: with the longest ids and descs the service takes, 100 stay well under
+# its default 1 MiB body limit.
+MAX_BATCH = 100
 
 _INF = float("inf")
 _PERMANENT = (
@@ -40,13 +46,16 @@ _PERMANENT = (
 class _Service:
     """Health of one base URL: consecutive failures and when to try again."""
 
-    __slots__ = ("base_url", "failures", "retry_at", "failed_gen")
+    __slots__ = ("base_url", "failures", "retry_at", "failed_gen", "batches")
 
     def __init__(self, base_url: str):
         self.base_url = base_url
         self.failures = 0
         self.retry_at = 0.0
         self.failed_gen = -1  # attempt number of the last failure
+        # False once a batch was refused while its states, sent one by one, were accepted:
+        # a service that speaks only the MWA API.
+        self.batches = True
 
 
 class _Entry:
@@ -229,14 +238,17 @@ class Sender:
                 picked = self._next()
                 if picked is None:
                     return
-                entry, params, seq = picked
-                self._deliver(session, entry, params, seq)
+                if len(picked) == 1:
+                    self._deliver(session, *picked[0])
+                else:
+                    self._deliver_batch(session, picked)
             except Exception:  # this thread must outlive any bug; the worker must not notice
                 log.exception("progress_client: unexpected error in the sender thread")
                 time.sleep(1.0)
 
-    def _next(self) -> tuple | None:
-        """Block until some worker's state is due; claim it."""
+    def _next(self) -> list[tuple] | None:
+        """Block until some worker's state is due; claim it, with the other states due for the
+        same service (up to MAX_BATCH)."""
         with self._cond:
             while not self._stopping:
                 if self._prune:
@@ -251,13 +263,29 @@ class Sender:
                             best, best_due = entry, due
                 if best is not None and best_due <= now:
                     self._next_wake = -_INF  # busy: it looks at the queue again when done
-                    best.last_sent = now
-                    return best, best.pending, best.seq
+                    return [(e, e.pending, e.seq) for e in self._claim(best, now)]
                 self._next_wake = best_due
                 self._cond.wait(None if best_due == _INF else best_due - now)
             self._thread = None
             self._cond.notify_all()
             return None
+
+    def _claim(self, first: _Entry, now: float) -> list[_Entry]:
+        claimed = [first]
+        if first.service.batches:
+            for entry in self._entries.values():
+                if len(claimed) >= MAX_BATCH:
+                    break
+                if (
+                    entry is not first
+                    and entry.service is first.service
+                    and entry.pending is not None
+                    and entry.due() <= now
+                ):
+                    claimed.append(entry)
+        for entry in claimed:
+            entry.last_sent = now
+        return claimed
 
     def _forget_released(self) -> None:
         self._prune = False
@@ -265,16 +293,48 @@ class Sender:
             if entry.closed and entry.pending is None:
                 del self._entries[key]
 
-    def _deliver(self, session: Any, entry: _Entry, params: dict[str, Any], seq: int) -> None:
+    def _deliver_batch(self, session: Any, picked: list[tuple]) -> None:
+        """One POST for many workers' states. The service takes all or none: when it refuses
+        the batch, each state goes again on its own, so one bad state costs only itself."""
+        service = picked[0][0].service
+        timeout = max(entry.timeout for entry, _, _ in picked)
+        body = json.dumps([params for _, params, _ in picked], ensure_ascii=False)
+        resp = None
+        try:
+            resp = session.post(
+                picked[0][0].url,
+                data=body.encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=timeout,
+            )
+            outcome = _http.classify(resp.status_code)
+            problem = "" if outcome == _http.OK else self._problem(resp)
+        except requests.RequestException as exc:
+            outcome, problem = _http.RETRY, _http.describe_exception(exc, timeout)
+        finally:
+            if resp is not None:
+                resp.close()
+        if outcome != _http.REJECT:
+            label = f"{len(picked)} workers (batched)"
+            self._settle(picked, outcome, problem, _http.retry_after(resp), label)
+            return
+        rejected_singly = False
+        for entry, params, seq in picked:
+            rejected_singly |= self._deliver(session, entry, params, seq) == _http.REJECT
+        if not rejected_singly:
+            service.batches = False
+
+    @staticmethod
+    def _problem(resp: requests.Response) -> str:
+        title, description = _http.error_detail(resp)
+        return _http.rejection_message(resp.status_code, title, description)
+
+    def _deliver(self, session: Any, entry: _Entry, params: dict[str, Any], seq: int) -> str:
         resp = None
         try:
             resp = _http.send(session, entry.url, params, entry.timeout)
             outcome = _http.classify(resp.status_code)
-            if outcome == _http.OK:
-                problem = ""
-            else:
-                title, description = _http.error_detail(resp)
-                problem = _http.rejection_message(resp.status_code, title, description)
+            problem = "" if outcome == _http.OK else self._problem(resp)
         except _PERMANENT as exc:  # sending the same thing again cannot work either
             outcome, problem = _http.REJECT, f"cannot send: {type(exc).__name__}: {exc}"
         except requests.RequestException as exc:
@@ -284,14 +344,15 @@ class Sender:
         finally:
             if resp is not None:
                 resp.close()
-        self._settle(entry, seq, outcome, problem, _http.retry_after(resp))
+        self._settle([(entry, params, seq)], outcome, problem, _http.retry_after(resp), entry.label)
+        return outcome
 
     def _settle(
-        self, entry: _Entry, seq: int, outcome: str, problem: str, hint: float | None
+        self, picked: list[tuple], outcome: str, problem: str, hint: float | None, label: str
     ) -> None:
         with self._cond:
             self._attempts += 1
-            service = entry.service
+            service = picked[0][0].service
             if outcome == _http.RETRY:
                 service.failures += 1
                 service.failed_gen = self._attempts
@@ -299,7 +360,7 @@ class Sender:
                 self._log.warning(
                     ("down", service.base_url),
                     f"progress service {service.base_url} unavailable ({problem}); "
-                    f"keeping the latest state of {entry.label} and retrying",
+                    f"keeping the latest state of {label} and retrying",
                 )
             else:
                 if service.failures:
@@ -310,13 +371,14 @@ class Sender:
                 if outcome == _http.REJECT:
                     self._log.warning(
                         ("rejected", service.base_url, problem),
-                        f"progress service rejected the update of {entry.label}: {problem}",
+                        f"progress service rejected the update of {label}: {problem}",
                     )
-                if entry.seq == seq:  # nothing newer arrived while this was in flight
-                    entry.pending = None
-                    entry.urgent = False
-                    if entry.closed and self._entries.get(entry.key) is entry:
-                        del self._entries[entry.key]
+                for entry, _, seq in picked:
+                    if entry.seq == seq:  # nothing newer arrived while this was in flight
+                        entry.pending = None
+                        entry.urgent = False
+                        if entry.closed and self._entries.get(entry.key) is entry:
+                            del self._entries[entry.key]
             self._cond.notify_all()
 
 

@@ -16,7 +16,7 @@ import weakref
 from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
-from . import _http, _sender
+from . import _aio, _http, _launcher, _sender
 
 log = logging.getLogger("progress_client")
 
@@ -55,12 +55,13 @@ class Job:
         """Attach to an existing job. `base_url` None means $PROGRESS_URL.
 
         `secret` is needed for updates if the job was created with one; `timeout` bounds each
-        synchronous request (create, status). `info` is the create answer, if known."""
+        synchronous request (create, status, delete). `info` is the create answer, if known."""
         self.base_url = _http.base_url_from(base_url)
         self.jobid = str(jobid)
         self.secret = secret
         self.timeout = timeout
         self.info: dict[str, Any] = dict(info or {})
+        self.enabled = True
 
     @classmethod
     def create(
@@ -71,19 +72,28 @@ class Job:
         maxage: float | None = None,
         secret: str | None = None,
         timeout: float = 30.0,
+        workers: int | None = None,
     ) -> Job:
         """Create (or overwrite) a job on the service and return it.
 
-        `jobid` None makes a unique one. The service may take a few seconds to answer (it draws
-        the first chart), hence the long `timeout`. Raises ProgressError if the service cannot
-        be reached or refuses: this runs in the launcher, which should know before starting
-        workers."""
+        `jobid` None makes a unique one. `workers` is how many workers the job expects: the
+        service then counts the silent ones as 0 % and calls the job done only when that many
+        have finished (an extension of the MWA API; None leaves it out). The service may take
+        a few seconds to answer, hence the long `timeout`. Raises ProgressError if the service
+        cannot be reached or refuses: this runs in the launcher, which should know before
+        starting workers."""
         base = _http.base_url_from(base_url)
         jobid = new_jobid() if jobid is None else str(jobid)
         body, _ = _http.request_json(
             base,
             "create",
-            {"jobid": jobid, "desc": desc, "maxage": _number(maxage), "secret": secret},
+            {
+                "jobid": jobid,
+                "desc": desc,
+                "maxage": _number(maxage),
+                "secret": secret,
+                "workers": _number(workers),
+            },
             timeout=timeout,
             job_endpoint=False,
         )
@@ -91,11 +101,25 @@ class Job:
 
     @classmethod
     def from_env(cls, *, timeout: float = 10.0) -> Job:
-        """Attach using $PROGRESS_URL, $PROGRESS_JOBID and (optional) $PROGRESS_SECRET."""
-        jobid = os.environ.get(_http.ENV_JOBID)
-        if not jobid:
-            raise ValueError(f"${_http.ENV_JOBID} is not set")
-        return cls(None, jobid, secret=os.environ.get(_http.ENV_SECRET), timeout=timeout)
+        """Attach using $PROGRESS_URL, $PROGRESS_JOBID and (optional) $PROGRESS_SECRET.
+
+        Without $PROGRESS_URL or $PROGRESS_JOBID the job is disabled: its workers report
+        nothing, after one log line (logger `progress_client`, level INFO), so library code can
+        report unconditionally. A $PROGRESS_URL that is not an http(s) URL raises ValueError."""
+        url = os.environ.get(_http.ENV_URL, "").strip()
+        jobid = os.environ.get(_http.ENV_JOBID, "")
+        if not url or not jobid:
+            missing = _http.ENV_URL if not url else _http.ENV_JOBID
+            return cls._disabled(f"${missing} is not set")
+        return cls(url, jobid, secret=os.environ.get(_http.ENV_SECRET), timeout=timeout)
+
+    @classmethod
+    def _disabled(cls, reason: str) -> Job:
+        job = cls.__new__(cls)
+        job.base_url, job.jobid, job.secret, job.timeout = "", "", None, 10.0
+        job.info, job.enabled = {}, False
+        _log_disabled_once(reason)
+        return job
 
     def env(self) -> dict[str, str]:
         """Environment variables that let a child process call `Job.from_env()`."""
@@ -127,27 +151,77 @@ class Job:
         every worker (the service pages them; this follows the pages).
 
         Raises JobNotFound, ServiceUnavailable or RequestRejected."""
+        self._require_enabled()
         body, _ = _http.full_status(self.base_url, self.jobid, timeout=self.timeout)
         return body
 
+    def delete(self) -> None:
+        """Delete the job on the service, every worker with it (sends the job's secret).
+
+        Raises JobNotFound if the service does not know the job (never created, already
+        deleted or expired), ServiceUnavailable or RequestRejected (e.g. a wrong secret)."""
+        self._require_enabled()
+        _http.request_json(
+            self.base_url,
+            "delete",
+            {"jobid": self.jobid, "secret": self.secret},
+            timeout=self.timeout,
+        )
+
+    @classmethod
+    async def acreate(cls, *args: Any, **kwargs: Any) -> Job:
+        """`Job.create` for asyncio code: the request runs in a thread, not in the loop."""
+        return await _aio.off_loop(cls.create, *args, **kwargs)
+
+    async def astatus(self) -> dict[str, Any]:
+        """`status()` for asyncio code."""
+        return await _aio.off_loop(self.status)
+
+    async def adelete(self) -> None:
+        """`delete()` for asyncio code."""
+        await _aio.off_loop(self.delete)
+
+    def _require_enabled(self) -> None:
+        if not self.enabled:
+            raise _http.ProgressError(
+                f"this job is disabled: ${_http.ENV_URL} or ${_http.ENV_JOBID} was not set"
+            )
+
     def worker(
         self,
-        workid: Any,
-        total: float,
+        workid: Any = None,
+        total: float | None = None,
         *,
         current: float = 0,
         desc: str | None = None,
         min_interval: float = 1.0,
         timeout: float = 5.0,
     ) -> Worker:
-        """A handle for one worker of this job; it reports its starting state at once."""
+        """A handle for one worker of this job; it reports its starting state at once.
+
+        `workid` None means this process's id from the launcher (see `default_workid`).
+        `total` None means not known yet: `track()` fills it in from the iterable's length."""
+        if workid is None:
+            workid = _launcher.default_workid()
         return Worker(
             self, workid, total, current=current, desc=desc,
             min_interval=min_interval, timeout=timeout,
         )  # fmt: skip
 
     def __repr__(self) -> str:
+        if not self.enabled:
+            return "Job(disabled)"
         return f"Job({self.base_url!r}, {self.jobid!r})"
+
+
+_disabled_logged = False
+
+
+def _log_disabled_once(reason: str) -> None:
+    global _disabled_logged
+    if not _disabled_logged:
+        _disabled_logged = True
+        log.info("progress_client: %s; progress reporting is off in this process", reason)
 
 
 _warned: dict[str, float] = {}
@@ -182,7 +256,7 @@ class Worker:
         self,
         job: Job,
         workid: Any,
-        total: float,
+        total: float | None,
         *,
         current: float = 0,
         desc: str | None = None,
@@ -210,7 +284,7 @@ class Worker:
         return self._current
 
     @property
-    def total(self) -> float:
+    def total(self) -> float | None:
         return self._total
 
     @property
@@ -250,8 +324,11 @@ class Worker:
 
     @_never_raise
     def done(self, desc: str | None = None) -> None:
-        """Report that all the work is done (current = total)."""
+        """Report that all the work is done (current = total; an unknown total becomes the
+        current count)."""
         with self._lock:
+            if self._total is None:
+                self._total = self._current or 1
             self._current = self._total
             if desc is not None:
                 self._desc = desc
@@ -269,9 +346,10 @@ class Worker:
     def track(self, iterable: Iterable[T], total: float | None = None) -> Iterator[T]:
         """Yield the items of `iterable`, advancing by one per item (like tqdm).
 
-        The handle's total becomes the current count plus `total`, or plus len(iterable) when
-        that exists; otherwise the handle keeps its total."""
-        if total is None:
+        A `total` given here sets the handle's total to the current count plus it. Otherwise a
+        total given earlier (to `worker()` or `update()`) stays; only when there is none does
+        len(iterable), if it has one, fill it in."""
+        if total is None and self._total is None:
             try:
                 total = len(iterable)  # type: ignore[arg-type]
             except Exception:
@@ -291,11 +369,13 @@ class Worker:
         not wait at all while the service is known to be failing: then the state is sent when
         the service recovers, or by the flush at exit."""
         self._report(urgent=True, close=True)
-        if timeout > 0:
+        if timeout > 0 and self.job.enabled:
             _sender.get_sender().flush(timeout, [self._key], unless_down=True)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Deliver this worker's queued state now; True if nothing is left queued."""
+        if not self.job.enabled:
+            return True
         try:
             return _sender.get_sender().flush(timeout, [self._key])
         except Exception as exc:
@@ -311,28 +391,58 @@ class Worker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        self._record_outcome(exc_type, exc)
+        self.close()
+        return False
+
+    async def __aenter__(self) -> Worker:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        # Queuing the outcome is a dict assignment; waiting for delivery happens in a thread,
+        # so the event loop keeps running even when the service is slow or down.
+        self._record_outcome(exc_type, exc)
+        await self.aclose()
+        return False
+
+    async def aclose(self, timeout: float = CLOSE_WAIT) -> None:
+        """`close()` for asyncio code: the wait for delivery runs in a thread."""
+        await _aio.off_loop(self.close, timeout)
+
+    def _record_outcome(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None
+    ) -> None:
         if exc_type is None or _clean_exit(exc):
             if self._ok:
                 self.done()
         else:
             self.fail(exc_type.__name__)
-        self.close()
-        return False
 
     def __repr__(self) -> str:
         return f"<Worker {self.workid!r} of {self.job!r}: {self._current}/{self._total}>"
 
     def _report(self, urgent: bool = False, close: bool = False) -> None:
+        if not self.job.enabled:
+            return
         with self._lock:
+            current, total, desc = self._current, self._total, self._desc
+            if total is None:  # the service needs a total: show 0 %, and the count as text
+                current, total = 0, 1
+                desc = desc if desc is not None else f"{_number(self._current)} so far"
             params: dict[str, Any] = {
                 "jobid": self.job.jobid,
                 "workid": self.workid,
-                "current": _number(self._current),
-                "total": _number(self._total),
+                "current": _number(current),
+                "total": _number(total),
                 "ok": "1" if self._ok else "0",
             }
-            if self._desc is not None:
-                params["desc"] = _CONTROL.sub(" ", str(self._desc))[:MAX_DESC]
+            if desc is not None:
+                params["desc"] = _CONTROL.sub(" ", str(desc))[:MAX_DESC]
             if self.job.secret is not None:
                 params["secret"] = self.job.secret
         _sender.get_sender().submit(

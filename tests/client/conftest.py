@@ -41,15 +41,28 @@ class RecordingServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                self._handle(self.rfile.read(length).decode())
+                body = self.rfile.read(length).decode()
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    self._handle("", batch=json.loads(body))
+                else:
+                    self._handle(body)
 
-            def _handle(self, query: str) -> None:
+            def _handle(self, query: str, batch: list | None = None) -> None:
+                """A batched POST is recorded as one request per item, each with its batch's
+                size, so `updates()` lists every state whichever way it came."""
                 params = dict(parse_qsl(query, keep_blank_values=True))
+                items = [params] if batch is None else batch
                 with server.lock:
                     index = len(server.requests)
-                    server.requests.append(
-                        {"method": self.command, "path": urlsplit(self.path).path, **params}
-                    )
+                    for item in items:
+                        server.requests.append(
+                            {
+                                "method": self.command,
+                                "path": urlsplit(self.path).path,
+                                "batch": 0 if batch is None else len(batch),
+                                **item,
+                            }
+                        )
                 status, headers, body = server.responder(params, index)
                 data = json.dumps(body).encode()
                 self.send_response(status)
