@@ -17,7 +17,8 @@ import time
 import waitress
 
 from api import create_app
-from tasks.settings import LOG_FORMAT, Settings
+from domain import logs
+from tasks.settings import Settings
 
 log = logging.getLogger("progress.web")
 
@@ -68,14 +69,22 @@ def raise_descriptor_limit(settings: Settings) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
         except (ValueError, OSError) as exc:
-            log.warning("event=rlimit_nofile_not_raised soft=%d hard=%d error=%s", soft, hard, exc)
+            log.warning(
+                "event=rlimit_nofile_not_raised soft=%d hard=%d error=%s",
+                soft,
+                hard,
+                logs.quote(exc),
+            )
     needed = settings.web_connection_limit + settings.web_threads + 64
     if soft != resource.RLIM_INFINITY and soft < needed:
         log.warning(
-            "event=rlimit_nofile_low limit=%d needed=%d: raise the hard limit (LimitNOFILE=, "
-            "ulimit -Hn) or lower PROGRESS_WEB_CONNECTION_LIMIT",
+            "event=rlimit_nofile_low limit=%d needed=%d hint=%s",
             soft,
             needed,
+            logs.quote(
+                "raise the hard limit (LimitNOFILE=, ulimit -Hn) "
+                "or lower PROGRESS_WEB_CONNECTION_LIMIT"
+            ),
         )
 
 
@@ -103,7 +112,7 @@ def _exit_if_orphaned(supervisor: int) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logs.setup(logging.INFO)
     settings = Settings.from_env()
     raise_descriptor_limit(settings)
     sock = listen(settings)
@@ -127,7 +136,7 @@ def main() -> None:
         children.discard(pid)
         if stopping:
             continue
-        log.warning("event=web_process_exited pid=%d status=%d: starting another", pid, status)
+        log.warning("event=web_process_exited pid=%d status=%d action=restart", pid, status)
         time.sleep(1)  # a process that cannot start must not become a fork storm
         if not stopping:
             children.add(spawn(settings, sock))

@@ -6,11 +6,13 @@ import logging
 import time
 
 from celery import Celery, signals
+from celery.utils.log import get_multiprocessing_logger
 from kombu import Queue
 
+from domain import logs
 from tasks import runtime
 from tasks.pipeline import INGEST_QUEUE, NOTIFY_QUEUE, RENDER_QUEUE
-from tasks.settings import LOG_FORMAT, Settings
+from tasks.settings import Settings
 
 SWEEP_ENTRY = "resend-lost-work"  # beat's sweep; tasks.beat records when it sends it
 
@@ -67,9 +69,6 @@ def celery_config(settings: Settings) -> dict:
                 "schedule": settings.sweep_every,
             },
         },
-        worker_hijack_root_logger=False,
-        worker_log_format=LOG_FORMAT,
-        worker_task_log_format=LOG_FORMAT,
         worker_send_task_events=False,
     )
 
@@ -86,8 +85,20 @@ _task_log = logging.getLogger("progress.task")
 _started: dict[str, float] = {}
 
 
-@signals.after_setup_logger.connect
-def _quiet_celery_task_lines(logger=None, **kwargs) -> None:
+@signals.celeryd_init.connect
+def _log_before_the_worker_starts(options=None, **kwargs) -> None:
+    """Early, so the warnings of the worker's first checks (running as root) are lines too."""
+    logs.setup((options or {}).get("loglevel") or logging.INFO)
+
+
+@signals.setup_logging.connect
+def _log_as_every_process_does(loglevel=None, **kwargs) -> None:
+    """Connected, this replaces Celery's own set-up for the worker, beat and task loggers
+    alike: every line in domain.logs' format (the banner is off: the Procfile's --quiet)."""
+    logs.setup(loglevel or logging.INFO)
+    # billiard's pool logger does not propagate and has no handler: Python's last-resort
+    # handler would print its records ("Process ... exited with ...") bare.
+    get_multiprocessing_logger().propagate = True
     for name in ("celery.worker.strategy", "celery.app.trace"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

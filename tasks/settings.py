@@ -7,8 +7,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 ONE_WEEK = 7 * 24 * 3600
-# Every process logs logfmt lines in this format (the web and the Celery processes).
-LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
 def embedded_redis_url() -> str:
