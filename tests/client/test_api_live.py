@@ -11,7 +11,7 @@ import time
 import progress_client
 import pytest
 import requests
-from progress_client import Job, JobNotFound, ServiceUnavailable
+from progress_client import Job, JobNotFound, RequestRejected, ServiceUnavailable
 
 from .conftest import eventually
 
@@ -92,7 +92,7 @@ def test_explicit_fail_is_not_overwritten_by_a_clean_exit(live_url):
 
 def test_track_advances_per_item(live_url):
     job = Job.create(live_url, desc="track")
-    sized = job.worker("sized", total=1)
+    sized = job.worker("sized")  # no total given: track takes len()
     seen = list(sized.track(["a", "b", "c", "d", "e", "f", "g"]))
     assert seen == list("abcdefg") and (sized.current, sized.total) == (7, 7)
 
@@ -208,3 +208,44 @@ def test_worker_with_a_wrong_secret_is_refused_quietly(live_url, caplog):
     assert "403" in caplog.text
     eventually(lambda: worker_row(job, "good", state="done"), 30, "the right secret's worker")
     assert worker_row(job, "bad") is None
+
+
+def test_create_with_expected_workers(live_url):
+    job = Job.create(live_url, desc="expects 4", workers=4)
+    assert job.info["workers"] == 4
+    with job.worker("only one", total=1):
+        pass
+    assert progress_client.flush(30)
+
+    def one_done():
+        status = job.status()
+        return status["counts"]["done"] == 1 and status
+
+    status = eventually(one_done, 30, "the one worker done")
+    assert status["workers_expected"] == 4 and status["workers_silent"] == 3
+    assert status["percent"] == 25  # the three silent workers count as 0 %
+
+
+def test_delete_removes_the_job(live_url):
+    job = Job.create(live_url, desc="to delete")
+    with job.worker("w1", total=2):
+        pass
+    assert progress_client.flush(30)
+    eventually(lambda: job.status()["counts"]["done"] == 1, 30, "the worker done")
+    job.delete()
+    with pytest.raises(JobNotFound):
+        job.status()
+    with pytest.raises(JobNotFound) as again:
+        job.delete()
+    assert again.value.status == 404
+
+
+def test_delete_needs_the_jobs_secret(live_url):
+    job = Job.create(live_url, desc="secret delete", secret="right")
+    with pytest.raises(RequestRejected) as refused:
+        Job(live_url, job.jobid, secret="wrong").delete()
+    assert refused.value.status == 403
+    assert job.status()["jobid"] == job.jobid  # still there
+    job.delete()
+    with pytest.raises(JobNotFound):
+        job.status()

@@ -1,0 +1,142 @@
+"""Launcher conventions: Job.from_env() and the default worker id, in real subprocesses with the
+variables mpirun, srun and SLURM arrays set, under a real multiprocessing pool, and with no
+service configured at all."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import progress_client
+import pytest
+from progress_client import Job
+
+from .conftest import eventually
+
+LAUNCHER_VARIABLES = (
+    "PROGRESS_URL", "PROGRESS_JOBID", "PROGRESS_SECRET", "PROGRESS_WORKID",
+    "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID", "SLURM_ARRAY_TASK_ID", "SLURM_NTASKS",
+)  # fmt: skip
+
+REPORT = textwrap.dedent(
+    """
+    from progress_client import Job
+    with Job.from_env().worker(total=3) as w:
+        w.advance(2)
+    print(w.workid)
+    """
+)
+
+
+def clean_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+    return {**env, **extra}
+
+
+def run(script: str, env: dict) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.parametrize(
+    "variables, workid",
+    [
+        ({"PROGRESS_WORKID": "flagger 1", "OMPI_COMM_WORLD_RANK": "5"}, "flagger 1"),
+        ({"OMPI_COMM_WORLD_RANK": "5", "PMI_RANK": "6"}, "5"),
+        ({"PMI_RANK": "6", "SLURM_PROCID": "7"}, "6"),
+        ({"SLURM_PROCID": "7"}, "7"),
+        ({"SLURM_ARRAY_TASK_ID": "12", "SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, "12"),
+        ({"SLURM_ARRAY_TASK_ID": "12", "SLURM_PROCID": "3", "SLURM_NTASKS": "4"}, "12.3"),
+    ],
+)
+def test_worker_id_comes_from_the_launchers_variables(live_url, variables, workid):
+    job = Job.create(live_url, desc="ranks")
+    done = run(REPORT, clean_env(**job.env(), **variables))
+    assert done.stdout.strip() == workid
+    assert progress_client.flush(1)
+    rows = eventually(lambda: job.status()["workers"], 30, "the worker's row")
+    assert [(r["workid"], r["state"]) for r in rows] == [(workid, "done")]
+
+
+def test_without_a_rank_the_id_is_host_and_pid(live_url):
+    job = Job.create(live_url, desc="host:pid")
+    script = REPORT + "import os; print(os.getpid())\n"
+    workid, pid = run(script, clean_env(**job.env())).stdout.split()
+    host = socket.gethostname().split(".")[0]
+    assert workid == f"{host}:{pid}"
+    eventually(lambda: job.status()["counts"]["done"] == 1, 30, "the worker done")
+
+
+def pool_task(item: int) -> str:
+    with Job.from_env().worker(total=1) as w:
+        w.advance()
+    return w.workid
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_multiprocessing_pool_workers_report_as_their_processes(live_url, method, monkeypatch):
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    job = Job.create(live_url, desc=f"pool {method}")
+    for name, value in clean_env(**job.env()).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SLURM_PROCID", "4")  # every pool process inherits the same rank
+    with multiprocessing.get_context(method).Pool(3) as pool:
+        workids = set(pool.map(pool_task, range(12), chunksize=1))
+    assert all(w.startswith("4:") for w in workids), workids  # rank:pid, one per process
+    assert 1 <= len(workids) <= 3
+
+    def all_done():
+        status = job.status()
+        return status["counts"]["done"] == len(workids) and status
+
+    status = eventually(all_done, 30, "every pool process done")
+    assert {r["workid"] for r in status["workers"]} == workids
+
+
+def test_without_progress_url_reporting_is_a_silent_no_op():
+    script = textwrap.dedent(
+        """
+        import logging
+        logging.basicConfig(level=logging.INFO, format="LOG %(message)s")
+        from progress_client import Job, flush
+        for n in range(3):
+            job = Job.from_env()
+            with job.worker(f"w{n}", total=5) as w:
+                for _ in w.track(range(5)):
+                    pass
+            w.fail("ignored")
+            assert w.flush(1) and flush(1)
+        try:
+            job.status()
+        except Exception as exc:
+            print("status:", type(exc).__name__)
+        print("enabled:", job.enabled)
+        """
+    )
+    done = run(script, clean_env())
+    log_lines = [line for line in done.stderr.splitlines() if line.startswith("LOG")]
+    assert len(log_lines) == 1 and "PROGRESS_URL is not set" in log_lines[0], done.stderr
+    assert "status: ProgressError" in done.stdout and "enabled: False" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_from_env_attaches_with_url_and_jobid(monkeypatch):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROGRESS_URL", "http://progress.example:8080/")
+    monkeypatch.setenv("PROGRESS_JOBID", "obs 1234")
+    monkeypatch.setenv("PROGRESS_SECRET", "s")
+    job = Job.from_env()
+    assert (job.enabled, job.base_url, job.jobid, job.secret) == (
+        True, "http://progress.example:8080", "obs 1234", "s",
+    )  # fmt: skip
+    monkeypatch.delenv("PROGRESS_JOBID")
+    assert Job.from_env().enabled is False
