@@ -151,7 +151,7 @@ def test_wait_exit_codes(live_url, cli_job, capsys, dead_url):
     code, _, err = run(capsys, "--url", live_url, "wait", "cli test: no such job")
     assert code == 4 and "cli test: no such job" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "--url", dead_url, "wait", cli_job, "--timeout", "30")
-    assert code == 2 and "cannot reach" in err
+    assert code == 69 and "cannot reach" in err
 
 
 def test_wait_blocks_until_the_last_worker_finishes(live_url, cli_job):
@@ -179,7 +179,7 @@ def test_update_errors_are_one_line_with_an_exit_code(live_url, dead_url, capsys
     assert code == 4 and len(err.strip().splitlines()) == 1
 
     code, _, err = run(capsys, "--url", dead_url, "update", "j", "w", "1", "2")
-    assert code == 2 and "cannot reach" in err and len(err.strip().splitlines()) == 1
+    assert code == 69 and "cannot reach" in err and len(err.strip().splitlines()) == 1
 
     code, _, err = run(capsys, "--url", dead_url, "update", "j", "w", "1", "2", "--best-effort")
     assert code == 0 and "not delivered" in err
@@ -193,7 +193,8 @@ def test_update_errors_are_one_line_with_an_exit_code(live_url, dead_url, capsys
 
 def test_help_texts(capsys):
     assert run(capsys, "--help")[0] == 0
-    for command in ("create", "update", "show-url", "ls", "info", "pending", "wait"):
+    commands = ("create", "update", "show-url", "ls", "info", "pending", "wait", "delete", "run")
+    for command in commands:
         code, out, _ = run(capsys, command, "--help")
         assert code == 0 and f"usage: progress {command}" in out
 
