@@ -1,6 +1,7 @@
 """The summary and indexes the apply step keeps agree with what reading every row gives: the
 same counts, percent, last update and ETA as domain.model.summarize over the full snapshot, at
-any reading time (stale workers included), and pages that walk the workers in natural order."""
+any reading time (stale workers included), for jobs that expect a number of workers or not,
+and pages that walk the workers in natural order."""
 
 from __future__ import annotations
 
@@ -50,29 +51,36 @@ def close(a, b) -> bool:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(batches=st.lists(reports, min_size=1, max_size=3), later=st.sampled_from([0, 30, 80]))
-def test_the_kept_summary_is_the_summary_of_every_row(pipeline, batches, later):
+@given(
+    batches=st.lists(reports, min_size=1, max_size=3),
+    later=st.sampled_from([0, 30, 80]),
+    expected=st.none() | st.integers(1, 12),  # create's workers=: fewer or more than report
+)
+def test_the_kept_summary_is_the_summary_of_every_row(pipeline, batches, later, expected):
     store = pipeline.store
     store.redis.flushdb()
     created = time.time() - 20  # old enough for an ETA
-    store.create_job("j", "", 3600, created, "inc")
+    store.create_job("j", "", 3600, created, "inc", expected=expected)
     for batch in batches:
         pipeline.accept([WorkerReport("j", w, cur, tot, ok, "") for w, cur, tot, ok in batch])
         while pipeline.drain():
             pass
     now = time.time() + later  # later readings see workers turn stale
-    expected = summarize(store.snapshot("j"), now, STALE_AFTER)
     info = store.job_info("j", now, STALE_AFTER)
     got = info.summary
-    assert (got.running, got.done, got.failed, got.stale) == (
-        expected.running,
-        expected.done,
-        expected.failed,
-        expected.stale,
+    want = summarize(store.snapshot("j"), now, STALE_AFTER)
+    assert (got.running, got.done, got.failed, got.stale, got.silent, got.complete) == (
+        want.running,
+        want.done,
+        want.failed,
+        want.stale,
+        want.silent,
+        want.complete,
     )
-    assert close(got.percent, expected.percent), (got, expected)
-    assert close(got.last_update, expected.last_update)
-    assert close(got.eta_seconds, expected.eta_seconds), (got, expected)
+    assert close(got.percent, want.percent), (got, want)
+    assert close(got.last_update, want.last_update)
+    assert close(got.eta_seconds, want.eta_seconds), (got, want)
+    assert info.expected == expected
     assert info.workers == len(store.snapshot("j").workers)
 
 

@@ -184,3 +184,62 @@ def test_an_installed_wheel_ships_and_serves_the_pages(tmp_path):
         check=True,
     ).stdout
     assert Path(out.strip()).is_relative_to(site)  # the installed copy, not this checkout
+
+
+class Outline(HTMLParser):
+    """What a reader without scripts gets of a page (a text browser, a link preview): the text
+    of <title> and <h1>, the images, the meta tags inside <noscript>, and every meta tag."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: dict[str, str] = {}
+        self.images: list[dict] = []
+        self.noscript_meta: list[dict] = []
+        self.meta: list[dict] = []
+        self._open: list[str] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        elif tag == "meta":
+            self.meta.append(attrs)
+            if "noscript" in self._open:
+                self.noscript_meta.append(attrs)
+        else:
+            self._open.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self._open:
+            del self._open[len(self._open) - 1 - self._open[::-1].index(tag) :]
+
+    def handle_data(self, data):
+        if self._open and self._open[-1] in ("title", "h1"):
+            self.texts[self._open[-1]] = self.texts.get(self._open[-1], "") + data
+
+
+@pytest.mark.parametrize(("interval", "refresh"), [("30", "30"), ("2.5", "3"), ("1", "1")])
+def test_the_show_page_without_scripts_names_the_job_shows_its_chart_and_reloads(
+    client, interval, refresh
+):
+    jobid = f"test:noscript-{uuid.uuid4().hex[:12]}"
+    desc = 'Calibrating <obs> & "1234"'  # escaped in the HTML, read back as text
+    client.simulate_get("/progress/create", params={"jobid": jobid, "desc": desc})
+    resp = client.simulate_get("/progress/show", params={"jobid": jobid, "interval": interval})
+    page = Outline(resp.text)
+    assert desc in page.texts["title"]
+    assert page.texts["h1"] == desc
+    render = resp.text.split('"render": "', 1)[1].split('"', 1)[0]  # from the config block
+    assert {"src": render, "alt": "Progress chart"} in page.images
+    assert client.simulate_get(render.removeprefix("http://progress.test")).status_code == 200
+    assert page.noscript_meta == [{"http-equiv": "refresh", "content": refresh}]
+    assert {"property": "og:title", "content": desc} in page.meta
+
+
+def test_the_show_page_of_a_job_without_description_is_titled_by_its_id(client):
+    jobid = f"test:noscript-{uuid.uuid4().hex[:12]}"
+    client.simulate_get("/progress/create", params={"jobid": jobid})
+    page = Outline(client.simulate_get("/progress/show", params={"jobid": jobid}).text)
+    assert page.texts["h1"] == jobid and jobid in page.texts["title"]
