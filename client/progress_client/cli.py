@@ -314,7 +314,6 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         cmd_run,
         "Run a command as one worker: running, then done, or failed with its exit status.",
-        "usage: progress run [JOBID [WORKID]] [options] -- COMMAND [ARGS...]\n\n"
         "Reports the worker running (0%) and starts COMMAND with this terminal's stdin,\n"
         "stdout and stderr. When it ends, reports done (100%), or failed with desc\n"
         '"exit N" or "killed by SIGNAME", and exits with the command\'s own status (128+N\n'
@@ -325,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         "WORKID defaults to $PROGRESS_WORKID, else the MPI or SLURM rank\n"
         "(OMPI_COMM_WORLD_RANK, PMI_RANK, SLURM_PROCID, SLURM_ARRAY_TASK_ID), else host:pid.",
     )
+    p.usage = "%(prog)s [JOBID [WORKID]] [options] -- COMMAND [ARGS...]"
     jobid_argument(p)
     p.add_argument("workid", metavar="WORKID", nargs="?", help="this worker's id (see below)")
     secret_option(p)

@@ -132,3 +132,18 @@ def test_the_command_still_runs_when_the_service_is_down(dead_url, tmp_path):
     argv = ["--url", dead_url, "run", "job", "w", "--flush-timeout", "1", "--"]
     code, _, err = finish(progress_cli(*argv, "sh", "-c", f"touch {marker}; exit 5"))
     assert code == 5 and marker.exists()
+
+
+def test_a_long_command_keeps_reporting_so_it_never_looks_stale(live_url, job):
+    argv = ["--url", live_url, "run", job.jobid, "long", "--heartbeat", "0.2", "--"]
+    proc = progress_cli(*argv, "sleep", "120", start_new_session=True)
+    try:
+        first = worker_of(live_url, job.jobid, "long", "running")["updated"]
+
+        def sent_again() -> bool:
+            return worker_of(live_url, job.jobid, "long", "running")["updated"] > first
+
+        eventually(sent_again, 30, "the running state sent again")
+    finally:
+        proc.kill()
+        proc.wait()
