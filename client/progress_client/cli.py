@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from . import __version__, _http
+from . import __version__, _http, _sender, flush
 from ._http import JobNotFound, ProgressError, RequestRejected, ServiceUnavailable
 from .job import Job
 
@@ -593,8 +593,16 @@ def cmd_run(args: argparse.Namespace, base_url: str) -> int:
                 worker.done()
             else:
                 worker.fail(_describe_returncode(returncode))
-        worker.close(args.flush_timeout)
+        _deliver_last_report(worker, args.flush_timeout)
     return status
+
+
+def _deliver_last_report(worker: Any, timeout: float) -> None:
+    """Wait at most `timeout` seconds in all for the last report, even to a service that is
+    down, so that a rank of a big launch never lingers (the exit flush would wait again)."""
+    worker.close(0)
+    flush(timeout)
+    os.environ[_sender.ENV_FLUSH_TIMEOUT] = "0"
 
 
 def _wait_with_heartbeat(child: subprocess.Popen, worker: Any, every: float) -> int:
