@@ -3,10 +3,14 @@ the service's status JSON, and the exit status a shell would give."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import termios
 
 import pytest
 from progress_client import Job
@@ -147,3 +151,42 @@ def test_a_long_command_keeps_reporting_so_it_never_looks_stale(live_url, job):
     finally:
         proc.kill()
         proc.wait()
+
+
+# Counts the SIGINTs it gets: says "ready", and once one has come, waits a moment for a second.
+COUNT_SIGINTS = """
+import signal, sys, time
+got = []
+signal.signal(signal.SIGINT, lambda *a: got.append(1))
+print("ready", flush=True)
+while not got:
+    time.sleep(0.05)
+time.sleep(1)
+sys.exit(len(got))
+"""
+
+
+def test_ctrl_c_in_a_terminal_reaches_the_command_once(live_url, job):
+    # A real terminal: `progress run` leads a session whose controlling terminal is a pty, as
+    # in an interactive shell; ^C typed there is the line discipline's SIGINT to the group.
+    master, slave = pty.openpty()
+    argv = ["--url", live_url, "run", job.jobid, "tty", "--", sys.executable, "-c", COUNT_SIGINTS]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "progress_client", *argv],
+        env=clean_env(), stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        seen = b""
+        while b"ready" not in seen:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, f"no 'ready' from the command: {seen!r}"
+            seen += os.read(master, 1024)
+        os.write(master, b"\x03")
+        assert proc.wait(60) == 1  # one SIGINT: the terminal's, not a forwarded second one
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    assert worker_of(live_url, job.jobid, "tty", "failed")["desc"] == "exit 1"
