@@ -1,13 +1,15 @@
-"""What operators need: /healthz, /metrics in Prometheus' text format, and one structured log
-line per request (logfmt: key=value, user strings JSON-quoted, never a query string or secret)."""
+"""What operators need: /livez, /readyz (and /healthz, the same), /metrics in Prometheus' text
+format, and one logfmt line per request (domain.logs' format, never a query string or secret)."""
 
 from __future__ import annotations
 
-import json
+import bisect
+import importlib.metadata
+import platform
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 import falcon
@@ -19,7 +21,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-from tasks.pipeline import INGEST_QUEUE, RENDER_QUEUE
+from domain import logs
+from tasks.pipeline import INGEST_QUEUE, NOTIFY_QUEUE, RENDER_QUEUE
 from tasks.settings import Settings
 from tasks.store import LATENCY_BUCKETS, Store
 
@@ -33,14 +36,25 @@ REJECTION_REASONS = {
     429: "rate_limited",
     503: "unavailable",
 }
+# Request latency buckets (seconds): most answers take a few milliseconds.
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Methods counted by name; any other (a client can send anything) is "other", and a path that
+# matches no route is "unmatched": the labels stay a small, fixed set.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+UNMATCHED_ROUTE = "unmatched"
+# Celery queues: their depths are all messages, so their sum is the work waiting in Redis.
+QUEUES = (INGEST_QUEUE, RENDER_QUEUE, NOTIFY_QUEUE)
 
 
 class RequestLog:
-    """Falcon middleware: counts update outcomes and logs every request on one line.
+    """Falcon middleware: logs every request on one line, and counts update outcomes and each
+    request's latency by route and method.
 
     A background thread writes the lines to stderr, and adds the counts to the service-wide ones
     in Redis, every FLUSH_EVERY seconds: per request, the logging module or a Redis call would
-    cost a third of an update. A process killed with SIGKILL loses at most that much."""
+    cost a third of an update. A process killed with SIGKILL loses at most that much. Latency
+    is kept in Redis like the other counts, so that every web process (each answers /metrics in
+    turn) reports the whole service's histogram."""
 
     FLUSH_EVERY = 0.2
 
@@ -58,24 +72,35 @@ class RequestLog:
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         status = resp.status_code
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
+        method = req.method if req.method in METHODS else "other"
+        route = req.uri_template or UNMATCHED_ROUTE
+        jobid = getattr(req.context, "jobid", None)
+        # Written out rather than through logs.line: this runs on every request. Only the path
+        # and the job id come from the client, so only they need quoting.
         line = (
-            f"ts={_timestamp()} level=INFO logger=progress.web "
-            f"event=request method={req.method} path={json.dumps(req.path)} status={status} "
-            f"ms={elapsed * 1000:.1f} client={req.remote_addr} "
-            f"jobid={json.dumps(getattr(req.context, 'jobid', None))}\n"
+            f"ts={logs.timestamp()} level=info logger=progress.web msg=request event=request "
+            f"method={method} route={route} path={logs.quote(req.path)} status={status} "
+            f"ms={elapsed * 1000:.1f} client={req.remote_addr}"
         )
-        if req.path == "/progress/update":
-            if status == 202:
-                accepted = resp.media.get("accepted") if isinstance(resp.media, dict) else 1
-                key, n = "accepted", accepted if isinstance(accepted, int) and accepted > 1 else 1
-            else:
-                key, n = REJECTION_REASONS.get(status, "other"), 1
-        else:
-            key, n = "", 0
+        if jobid is not None:
+            line += f" jobid={logs.quote(jobid)}"
+        series = f"http|{method}|{route}"
+        bucket = bisect.bisect_left(REQUEST_BUCKETS, elapsed)
         with self._lock:
-            self._lines.append(line)
-            if n:
-                self.counts[key] += n
+            self._lines.append(line + "\n")
+            self.counts[f"{series}|le|{bucket}"] += 1
+            self.counts[f"{series}|sum_us"] += int(elapsed * 1e6)
+            if route == "/progress/update":
+                self._count_update(status, resp)
+
+    def _count_update(self, status: int, resp: falcon.Response) -> None:
+        if status == 202:
+            accepted = resp.media.get("accepted") if isinstance(resp.media, dict) else 1
+            self.counts["updates:accepted"] += (
+                accepted if isinstance(accepted, int) and accepted > 1 else 1
+            )
+        else:
+            self.counts[f"updates:{REJECTION_REASONS.get(status, 'other')}"] += 1
 
     def _flush_forever(self) -> None:
         while True:
@@ -88,27 +113,24 @@ class RequestLog:
                 self._stream.flush()
             if counts:
                 try:
-                    self.store.add_counts({f"updates:{k}": n for k, n in counts.items()})
+                    self.store.add_counts(dict(counts))
                 except Exception:  # Redis is down: keep them for the next flush
                     with self._lock:
                         self.counts.update(counts)
 
 
-_stamp_cache: tuple[int, str] = (0, "")
+class Live:
+    """200 whenever this process answers: a liveness probe restarts a web process only when it
+    is stuck itself, never because Redis or another process type is down (that is /readyz)."""
 
-
-def _timestamp() -> str:
-    """The current second, formatted once per second rather than once per request."""
-    global _stamp_cache
-    second = int(time.time())
-    if _stamp_cache[0] != second:
-        _stamp_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second)))
-    return _stamp_cache[1]
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "ok"}
 
 
 class Health:
-    """200 when Redis answers, beat is sending its sweep, and ingest and render workers have
-    been seen consuming lately; otherwise 503 naming the process type that is missing."""
+    """/readyz (and /healthz): 200 when Redis answers, beat is sending its sweep, and ingest
+    and render workers have been seen consuming lately; otherwise 503 naming the process type
+    that is missing."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
@@ -174,7 +196,8 @@ class ServiceMetrics:
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
-        stats = self.store.operational_stats([INGEST_QUEUE, RENDER_QUEUE])
+        stats = self.store.operational_stats([*QUEUES])
+        yield _build_info()
         yield CounterMetricFamily(
             "progress_updates_accepted_total", "Updates accepted.", stats.get("updates:accepted", 0)
         )
@@ -184,12 +207,7 @@ class ServiceMetrics:
         for reason in sorted(set(REJECTION_REASONS.values()) | {"other"}):
             rejected.add_metric([reason], stats.get(f"updates:{reason}", 0))
         yield rejected
-        depth = GaugeMetricFamily(
-            "progress_queue_depth", "Work waiting, by queue.", labels=["queue"]
-        )
-        for name in (INGEST_QUEUE, RENDER_QUEUE, "inbox", "claimed_batches", "renders_due"):
-            depth.add_metric([name], stats[f"queue:{name}"])
-        yield depth
+        yield from _backlog(stats)
         yield GaugeMetricFamily("progress_jobs", "Jobs stored.", stats.get("jobs", 0))
         yield GaugeMetricFamily("progress_workers", "Worker rows stored.", stats.get("workers", 0))
         yield CounterMetricFamily(
@@ -204,6 +222,72 @@ class ServiceMetrics:
             stats,
         )
         yield _histogram("progress_render_seconds", "Time to draw one chart.", "render", stats)
+        yield _request_durations(stats)
+        yield from self._redis_memory()
+
+    def _redis_memory(self) -> Iterator[Metric]:
+        # INFO touches no key of ours, so it is read here rather than through a Store method.
+        memory = self.store.redis.info("memory")
+        yield GaugeMetricFamily(
+            "progress_redis_memory_used_bytes",
+            "Memory Redis uses (INFO used_memory).",
+            memory.get("used_memory", 0),
+        )
+        yield GaugeMetricFamily(
+            "progress_redis_memory_max_bytes",
+            "Redis' maxmemory; 0: no limit, which the README advises against.",
+            memory.get("maxmemory", 0),
+        )
+
+
+def _build_info() -> Metric:
+    info = GaugeMetricFamily(
+        "progress_build_info",
+        "Always 1; the labels name the running release.",
+        labels=["version", "python"],
+    )
+    info.add_metric([_version(), platform.python_version()], 1)
+    return info
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("progress-service")
+    except importlib.metadata.PackageNotFoundError:  # run from a tree that was never installed
+        return "unknown"
+
+
+def _backlog(stats: dict[str, float]) -> Iterator[Metric]:
+    """Work waiting, one family per unit so that each family's sum means something."""
+    messages = GaugeMetricFamily(
+        "progress_queue_messages", "Celery messages waiting in each queue.", labels=["queue"]
+    )
+    for queue in QUEUES:
+        messages.add_metric([queue], stats[f"queue:{queue}"])
+    yield messages
+    yield GaugeMetricFamily(
+        "progress_inbox_updates",
+        "Updates accepted and not yet claimed by an ingest batch.",
+        stats["queue:inbox"],
+    )
+    yield GaugeMetricFamily(
+        "progress_claimed_batches",
+        "Ingest batches claimed and not yet applied (re-sent by beat when overdue).",
+        stats["queue:claimed_batches"],
+    )
+    yield GaugeMetricFamily(
+        "progress_renders_due", "Jobs whose chart waits to be drawn.", stats["queue:renders_due"]
+    )
+    # The old mixed family (messages, updates, batches and jobs under one name), kept for
+    # dashboards made before the split; summing it means nothing.
+    depth = GaugeMetricFamily(
+        "progress_queue_depth",
+        "Deprecated: use progress_queue_messages and the backlog gauges.",
+        labels=["queue"],
+    )
+    for name in (INGEST_QUEUE, RENDER_QUEUE, "inbox", "claimed_batches", "renders_due"):
+        depth.add_metric([name], stats[f"queue:{name}"])
+    yield depth
 
 
 def _histogram(name: str, help_text: str, field: str, stats: dict[str, float]) -> Metric:
@@ -213,6 +297,35 @@ def _histogram(name: str, help_text: str, field: str, stats: dict[str, float]) -
         cumulative += stats.get(f"{field}:le:{bucket}", 0)
         buckets.append((str(bucket), cumulative))
     return HistogramMetricFamily(name, help_text, buckets, stats.get(f"{field}:sum", 0.0))
+
+
+def _request_durations(stats: dict[str, float]) -> Metric:
+    """The web processes' request latency, from the per-bucket counts RequestLog keeps in Redis
+    under `http|METHOD|ROUTE|le|BUCKET_INDEX` and `http|METHOD|ROUTE|sum_us`."""
+    counts: dict[tuple[str, str], list[float]] = defaultdict(
+        lambda: [0.0] * (len(REQUEST_BUCKETS) + 1)
+    )
+    sums: dict[tuple[str, str], float] = defaultdict(float)
+    for field, value in stats.items():
+        if not field.startswith("http|"):
+            continue
+        _, method, route, *rest = field.split("|")
+        if rest == ["sum_us"]:
+            sums[(route, method)] += value / 1e6
+        elif rest[0] == "le" and int(rest[1]) < len(REQUEST_BUCKETS) + 1:
+            counts[(route, method)][int(rest[1])] += value
+    family = HistogramMetricFamily(
+        "progress_http_request_duration_seconds",
+        "Time to answer a request, by route template and method (all web processes).",
+        labels=["route", "method"],
+    )
+    for (route, method), per_bucket in sorted(counts.items()):
+        cumulative, buckets = 0.0, []
+        for bound, n in zip((*REQUEST_BUCKETS, "+Inf"), per_bucket):
+            cumulative += n
+            buckets.append((str(bound), cumulative))
+        family.add_metric([route, method], buckets, sums[(route, method)])
+    return family
 
 
 class Metrics:

@@ -1,5 +1,5 @@
-"""Operations: /healthz, /metrics and the request log, on real processes (the completion hook:
-tests/test_hooks.py)."""
+"""Operations: /livez, /readyz (/healthz), /metrics and the request log, on real processes (the
+completion hook: tests/test_hooks.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,39 @@ from tests.conftest import FAST
 from tests.harness import RedisServer, Service, wait_until
 
 
-def health(service: Service) -> tuple[int, dict]:
-    resp = requests.get(f"{service.url}/healthz", timeout=5)
+def health(service: Service, path: str = "/healthz") -> tuple[int, dict]:
+    resp = requests.get(f"{service.url}{path}", timeout=5)
     return resp.status_code, resp.json()
+
+
+@pytest.mark.slow
+def test_livez_stays_up_while_readyz_names_the_dead_ingest(tmp_path):
+    """An orchestrator probing /livez must not restart the web because ingest is down."""
+    redis_server = RedisServer(tmp_path / "redis").start()
+    service = Service(redis_server.url, tmp_path / "svc", FAST)
+    try:
+        service.start()
+        wait_until(lambda: health(service, "/readyz")[0] == 200, 30, what="/readyz to be ready")
+        assert health(service, "/livez") == (200, {"status": "ok"})
+
+        service.kill("ingest")
+
+        def ingest_named(path: str = "/readyz"):
+            # Render goes unseen too a little later: beat's sweep reaches it through ingest.
+            status, body = health(service, path)
+            return status == 503 and "ingest" in body["missing"] and body
+
+        body = wait_until(ingest_named, 40, what="/readyz to name ingest")
+        assert any("no ingest worker" in reason for reason in body["reasons"])
+        assert health(service, "/livez") == (200, {"status": "ok"})
+        assert ingest_named("/healthz"), "/healthz is /readyz under its older name"
+
+        redis_server.stop()  # /livez calls nothing: it answers even without Redis
+        assert health(service, "/livez") == (200, {"status": "ok"})
+        assert requests.get(f"{service.url}/readyz", timeout=5).status_code == 503
+    finally:
+        service.stop()
+        redis_server.stop()
 
 
 @pytest.mark.slow
@@ -89,8 +119,10 @@ def test_metrics_count_updates_and_expose_queues(quiet_service, jobid):
     assert float(after[accepted]) == float(before[accepted]) + 1
     assert float(after[invalid]) == float(before[invalid]) + 1
     assert float(after['progress_updates_rejected_total{reason="unknown_job"}']) >= 1
-    for queue in ("ingest", "render", "inbox"):
-        assert f'progress_queue_depth{{queue="{queue}"}}' in after
+    for queue in ("ingest", "render", "notify"):
+        assert f'progress_queue_messages{{queue="{queue}"}}' in after
+    for backlog in ("progress_inbox_updates", "progress_claimed_batches", "progress_renders_due"):
+        assert float(after[backlog]) >= 0
     assert float(after["progress_workers"]) >= 3 and float(after["progress_jobs"]) >= 1
     wait_until(lambda: float(metrics()["progress_apply_latency_seconds_count"]) > 0, 20)
     wait_until(lambda: float(metrics()["progress_render_seconds_count"]) > 0, 20)
@@ -108,7 +140,7 @@ def test_request_log_is_one_structured_line_without_secrets(live_service, jobid)
         return (log, lines) if len(lines) >= 2 else None
 
     log, lines = wait_until(logged, 10, what="the request lines")
-    assert any('path="/progress/update" status=202' in line for line in lines)
+    assert any("route=/progress/update path=/progress/update status=202" in line for line in lines)
     assert "hunter2" not in log
 
     def drained() -> bool:  # the ingest worker may still be starting when the web answers
