@@ -76,7 +76,9 @@ class tqdm(_std_tqdm):  # noqa: N801 - a drop-in keeps tqdm's name
     def _report(self) -> None:
         worker = getattr(self, "_progress", None)
         if worker is not None:
-            worker.update(current=self.n, total=self.total or None, desc=self.desc or None)
+            # set_description() keeps the ": " that tqdm draws after it; the chart needs none.
+            desc = self.desc[:-2] if self.desc.endswith(": ") else self.desc
+            worker.update(current=self.n, total=self.total or None, desc=desc or None)
 
 
 def _bar_workid(position: int) -> str:
