@@ -243,3 +243,60 @@ def test_close_does_not_wait_while_the_service_is_known_down(silent_url):
     second.close(timeout=20)
     assert time.monotonic() - started < 10
     assert progress_client.queued() == 2  # nothing lost: both are still queued
+
+
+def test_many_workers_in_one_process_share_batched_posts(make_server):
+    calls = []
+
+    def responder(params, index):
+        calls.append(index)
+        return 202, {}, {"accepted": True}
+
+    server = make_server(responder)
+    job = Job(server.url, "job-batched", secret="s")
+    workers = [job.worker(f"w{i}", total=10, min_interval=0.5) for i in range(60)]
+    for step in range(1, 11):
+        for w in workers:
+            w.update(current=step)
+        time.sleep(0.05)
+    for w in workers:
+        w.close(timeout=0)
+    assert progress_client.flush(30)
+    for i in range(60):
+        last = server.updates(f"w{i}")[-1]
+        assert (last["current"], last["total"], last["secret"]) == ("10", "10", "s")
+    # One request per worker and step would be 600; batches of up to 100 make it a handful.
+    assert len(calls) <= 30, len(calls)
+    assert max(r["batch"] for r in server.updates()) > 1
+
+
+def test_a_service_without_batches_gets_each_state_on_its_own(make_server):
+    def responder(params, index):  # an MWA service: a JSON body has no jobid, a 400
+        if not params:
+            return 400, {}, {"title": "Missing parameter", "description": "jobid"}
+        return 202, {}, {"accepted": True}
+
+    server = make_server(responder)
+    job = Job(server.url, "job-mwa")
+    for rnd in range(2):
+        workers = [job.worker(f"w{i}", total=3, current=rnd + 1) for i in range(5)]
+        for w in workers:
+            w.close(timeout=0)
+        assert progress_client.flush(30)
+    for i in range(5):
+        assert server.updates(f"w{i}")[-1]["current"] == "2"
+    batches = [r for r in server.updates() if r["batch"]]
+    assert 0 < len(batches) <= 5  # one refused batch at most, then it stops trying
+
+
+def test_one_bad_state_in_a_batch_costs_only_itself(live_url, caplog):
+    caplog.set_level(logging.WARNING, logger="progress_client")
+    job = Job.create(live_url, desc="batch with a bad neighbour")
+    good = [job.worker(f"g{i}", total=2) for i in range(5)]
+    lost = Job(live_url, "client test: no such job").worker("x", total=2)
+    for w in [*good, lost]:
+        w.done()
+        w.close(timeout=0)
+    assert progress_client.flush(30)
+    eventually(lambda: job.status()["counts"]["done"] == 5, 30, "the five good workers done")
+    assert "404" in caplog.text and "no such job" in caplog.text
