@@ -3,6 +3,7 @@ its metadata, its one dependency, the tqdm extra, and py.typed."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,8 +16,11 @@ CLIENT = Path(__file__).resolve().parents[2] / "client"
 
 
 def test_wheel_has_metadata_extra_and_py_typed(tmp_path):
+    # From a copy of the tracked sources: a build/ left in client/ would leak old files in.
+    source = tmp_path / "client"
+    shutil.copytree(CLIENT, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path, CLIENT],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path, source],
         capture_output=True,
         text=True,
         timeout=300,
