@@ -311,6 +311,8 @@ class Sender:
             problem = "" if outcome == _http.OK else self._problem(resp)
         except requests.RequestException as exc:
             outcome, problem = _http.RETRY, _http.describe_exception(exc, timeout)
+        except Exception:  # not the network (a value JSON cannot encode?): try them one by one
+            outcome, problem = _http.REJECT, ""
         finally:
             if resp is not None:
                 resp.close()
