@@ -10,7 +10,7 @@ import json
 import os
 import socket
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 
@@ -33,7 +33,7 @@ def task_message(task_name: str, args: tuple, queue: str, countdown: float = 0.0
     task_id = str(uuid.uuid4())
     eta = None
     if countdown > 0:
-        eta = (datetime.now(timezone.utc) + timedelta(seconds=countdown)).isoformat()
+        eta = (datetime.now(UTC) + timedelta(seconds=countdown)).isoformat()
     body = json.dumps([list(args), {}, _EMBED]).encode()
     return json.dumps(
         {
