@@ -241,3 +241,25 @@ def test_five_thousand_workers_stay_readable(live_service, big_job, tab, viewpor
         assert tab.page.eval_on_selector("#chart", "i => i.clientWidth === i.naturalWidth")
         assert tab.fits_width()  # the chart scrolls sideways, not the page
         tab.page.click("#zoom")
+
+
+def test_a_job_expecting_workers_says_how_many_are_silent_and_notices_its_deletion(
+    live_service, tab, jobid
+):
+    create(live_service, jobid, desc="64 ranks, in small", workers=4)
+    update(live_service, jobid, "rank0", 2, 4)
+    wait_for_workers(live_service, jobid, 1)
+    tab.open_show(live_service, jobid, interval=1)
+    tab.wait_text("workers-total", "3 of 4 workers have not reported yet")
+    assert tab.text("percent") == "12.5"  # 50 % of one worker, 0 % of three
+    assert tab.text("eta-note") == "No estimate while 3 workers have not reported yet."
+
+    for rank in range(1, 5):
+        update(live_service, jobid, f"rank{rank}", 4, 4)
+    tab.wait_text("workers-total", "5 workers reported, 4 expected")
+    assert tab.text("percent") == "90.0"
+
+    assert live_service.get("delete", jobid=jobid).status_code == 200
+    tab.page.wait_for_selector("#notice:not([hidden])", timeout=WAIT_MS)
+    assert "It was deleted" in tab.text("notice-text")
+    assert tab.page.title().startswith("Gone")
