@@ -32,6 +32,7 @@ def test_wheel_has_metadata_extra_and_py_typed(tmp_path):
         [metadata_name] = [n for n in names if n.endswith(".dist-info/METADATA")]
         metadata = Parser().parsestr(archive.read(metadata_name).decode())
     assert "progress_client/py.typed" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "progress_client/_tqdm.py" in names
     assert metadata["Name"] == "progress-client"
     assert metadata["Version"] == progress_client.__version__  # one place holds the version
