@@ -76,10 +76,11 @@ class RequestLog:
         route = req.uri_template or UNMATCHED_ROUTE
         jobid = getattr(req.context, "jobid", None)
         # Written out rather than through logs.line: this runs on every request. Only the path
-        # and the job id come from the client, so only they need quoting.
+        # and the job id come from the client, so only they need quoting (the path always is,
+        # as it always was).
         line = (
             f"ts={logs.timestamp()} level=info logger=progress.web msg=request event=request "
-            f"method={method} route={route} path={logs.quote(req.path)} status={status} "
+            f"method={method} route={route} path={logs.quoted(req.path)} status={status} "
             f"ms={elapsed * 1000:.1f} client={req.remote_addr}"
         )
         if jobid is not None:

@@ -13,8 +13,6 @@ import time
 
 # A value written without quotes: no space, quote, `=` or backslash, and printable.
 _BARE = re.compile(r'[^\s"=\\]+')
-# Characters json.dumps leaves alone but str.splitlines() and some log shippers break lines on.
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 # A message that is already logfmt pairs, `event=NAME key=value ...` (values bare or quoted).
 _PAIR = r'[A-Za-z_][\w.]*=(?:"(?:[^"\\\n]|\\.)*"|[^\s"=\\]*)'
 _STRUCTURED = re.compile(rf"event=(?P<event>[^\s\"=\\]+)(?: {_PAIR})*")
@@ -27,7 +25,13 @@ def quote(value: object) -> str:
     text = str(value)
     if _BARE.fullmatch(text) and text.isprintable():
         return text
-    return json.dumps(text, ensure_ascii=False).translate(_LINE_BREAKS)
+    return quoted(text)
+
+
+def quoted(value: object) -> str:
+    """A logfmt value always in quotes (paths, so that they read the same in every line).
+    Non-ASCII is escaped too: U+2028 or U+0085 would break a line for some log readers."""
+    return json.dumps(str(value))
 
 
 def timestamp(seconds: float | None = None) -> str:

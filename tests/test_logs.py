@@ -23,7 +23,7 @@ RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)")
 # Written by Celery's signal handler straight to the descriptor, where logging would risk a
 # deadlock: a notice, not a log line (README, "Monitoring").
 CELERY_NOTICES = re.compile(r"worker: (Warm|Cold) shutdown \(MainProcess\)")
-INJECTED = 'job\nts=1999-01-01T00:00:00Z level=error msg="forged" "quote'
+INJECTED = 'job\nts=1999-01-01T00:00:00Z level=error msg="forged" "quote\u2028x'
 
 
 def parse(line: str) -> dict[str, str]:
