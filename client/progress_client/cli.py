@@ -643,7 +643,10 @@ class _ForwardedSignals:
 
     def __enter__(self) -> _ForwardedSignals:
         for signum in FORWARDED_SIGNALS:
-            self.previous[signum] = signal.signal(signum, self._forward)
+            # An ignored signal (nohup, `cmd &` in a script) stays ignored, by the command too:
+            # a handler here would make exec reset it to its default, which ends the command.
+            if signal.getsignal(signum) != signal.SIG_IGN:
+                self.previous[signum] = signal.signal(signum, self._forward)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

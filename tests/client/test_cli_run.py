@@ -197,3 +197,20 @@ def test_ctrl_c_in_a_terminal_is_not_passed_on_twice(live_url, job):
         proc.wait()
         os.close(master)
     assert worker_of(live_url, job.jobid, "tty", "failed")["desc"] == "exit 1"
+
+
+SHOW_IGNORED = """
+import signal
+print(*(s.name for s in (signal.SIGHUP, signal.SIGINT) if signal.getsignal(s) == signal.SIG_IGN))
+"""
+
+
+def test_signals_ignored_by_nohup_and_background_stay_ignored_by_the_command(live_url, job):
+    # `nohup` ignores SIGHUP, and a script's `&` ignores SIGINT: the command must inherit both.
+    argv = ["--url", live_url, "run", job.jobid, "bg", "--", sys.executable, "-c", SHOW_IGNORED]
+    cli = [sys.executable, "-m", "progress_client", *argv]
+    proc = subprocess.Popen(
+        ["sh", "-c", 'nohup "$@" & wait $!', "sh", *cli],
+        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert finish(proc)[:2] == (0, "SIGHUP SIGINT\n")
