@@ -319,10 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         '"exit N" or "killed by SIGNAME", and exits with the command\'s own status (128+N\n'
         "for signal N, 127 when the command is not found, 126 when it cannot be started).\n"
         "SIGTERM and SIGHUP are passed on to the command, and SIGINT too unless it came from\n"
-        "the terminal (which sends it to the command itself). The service being down never\n"
-        "stops the command: the reports are then lost, with one warning.\n\n"
-        "WORKID defaults to $PROGRESS_WORKID, else the MPI or SLURM rank\n"
-        "(OMPI_COMM_WORLD_RANK, PMI_RANK, SLURM_PROCID, SLURM_ARRAY_TASK_ID), else host:pid.",
+        "the terminal (which sends it to the command itself); one ignored on entry (nohup)\n"
+        "stays ignored, by the command too. The service being down never stops the\n"
+        "command: its reports are then dropped, with a warning.\n\n"
+        "WORKID defaults to the Python client's default: $PROGRESS_WORKID, else the MPI or\n"
+        "SLURM rank (OMPI_COMM_WORLD_RANK, PMI_RANK, SLURM_PROCID, SLURM_ARRAY_TASK_ID),\n"
+        "else host:pid.",
     )
     p.usage = "%(prog)s [JOBID [WORKID]] [options] -- COMMAND [ARGS...]"
     jobid_argument(p)
