@@ -147,22 +147,15 @@ def openapi_spec(settings: Settings) -> dict:
                 errors=["400", "404", "413", "503"],
                 operation="overview",
             ),
-            "/healthz": {
+            "/livez": {
                 "get": {
-                    "operationId": "health",
-                    "summary": "Whether Redis answers and ingest and render workers are consuming",
-                    "responses": {
-                        "200": _json("All is well", "Health"),
-                        "503": {
-                            "description": "Something is wrong: the reasons say what; or Redis "
-                            "is unreachable",
-                            "content": {
-                                JSON: {"schema": {"anyOf": [_ref("Health"), _ref("Error")]}}
-                            },
-                        },
-                    },
+                    "operationId": "live",
+                    "summary": "Whether this web process answers (for liveness probes; no Redis)",
+                    "responses": {"200": _json("The process answers", "Live")},
                 }
             },
+            "/readyz": _readiness("ready", READY),
+            "/healthz": _readiness("health", f"{READY}; the older name of /readyz"),
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
@@ -376,6 +369,27 @@ def _json(description: str, schema: str) -> dict:
     return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
 
 
+READY = "Whether Redis takes writes and every process type is at work (a readiness probe)"
+
+
+def _readiness(operation: str, summary: str) -> dict:
+    """/readyz, and /healthz under its older name."""
+    return {
+        "get": {
+            "operationId": operation,
+            "summary": summary,
+            "responses": {
+                "200": _json("All is well", "Health"),
+                "503": {
+                    "description": "Something is wrong: the reasons say what; or Redis is "
+                    "unreachable",
+                    "content": {JSON: {"schema": {"anyOf": [_ref("Health"), _ref("Error")]}}},
+                },
+            },
+        }
+    }
+
+
 def _page(description: str) -> dict:
     return {"description": description, "content": {HTML: {"schema": {"type": "string"}}}}
 
@@ -514,6 +528,7 @@ def _schemas() -> dict:
             limit={"type": "integer", "minimum": LIMIT.minimum},
             offset=count,
         ),
+        "Live": _object(status={"type": "string", "enum": ["ok"]}),
         "Health": _object(
             status={"type": "string", "enum": ["ok", "unavailable"]},
             reasons={"type": "array", "items": string},

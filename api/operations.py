@@ -227,17 +227,14 @@ class ServiceMetrics:
         yield from self._redis_memory()
 
     def _redis_memory(self) -> Iterator[Metric]:
-        # INFO touches no key of ours, so it is read here rather than through a Store method.
-        memory = self.store.redis.info("memory")
+        used, limit = self.store.memory()
         yield GaugeMetricFamily(
-            "progress_redis_memory_used_bytes",
-            "Memory Redis uses (INFO used_memory).",
-            memory.get("used_memory", 0),
+            "progress_redis_memory_used_bytes", "Memory Redis uses (INFO used_memory).", used
         )
         yield GaugeMetricFamily(
             "progress_redis_memory_max_bytes",
             "Redis' maxmemory; 0: no limit, which the README advises against.",
-            memory.get("maxmemory", 0),
+            limit,
         )
 
 

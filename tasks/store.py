@@ -517,6 +517,11 @@ class Store:
                 pipe.hincrby(STATS, name, n)
             pipe.execute()
 
+    def memory(self) -> tuple[int, int]:
+        """Bytes Redis uses, and its maxmemory (0: no limit)."""
+        memory = self.redis.info("memory")
+        return memory.get("used_memory", 0), memory.get("maxmemory", 0)
+
     def write_refusal(self, now: float) -> str | None:
         """Why Redis refuses writes now, or is about to (None: it takes them)."""
         try:
@@ -526,8 +531,7 @@ class Store:
             if reason is None:
                 raise
             return reason
-        memory = self.redis.info("memory")
-        limit, used = memory.get("maxmemory", 0), memory.get("used_memory", 0)
+        used, limit = self.memory()
         if limit and used >= FULL * limit:
             return f"Redis is nearly out of memory ({used / limit:.0%} of maxmemory)"
         return None

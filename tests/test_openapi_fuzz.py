@@ -78,9 +78,9 @@ CONFIG = {
         },
     },
 }
-# /healthz answers 503 by design here: no ingest or render worker runs in this process.
-NOT_FUZZED = {"GET /healthz"}
-TAKES_NO_INPUT = {"GET /metrics"}
+# /readyz (/healthz) answers 503 by design here: no ingest or render worker runs in this process.
+NOT_FUZZED = {"GET /readyz", "GET /healthz"}
+TAKES_NO_INPUT = {"GET /metrics", "GET /livez"}
 # Operations on an existing job: valid requests to them often name one (create would re-create).
 AIMED = {
     f"{method} /progress/{name}"
