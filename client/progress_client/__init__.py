@@ -30,9 +30,7 @@ __all__ = [
     "ServiceUnavailable",
     "RequestRejected",
     "JobNotFound",
-    "tqdm",
-    "trange",
-]
+]  # tqdm and trange are left out: `import *` must work without the optional tqdm
 __version__ = "0.2.0"
 
 
