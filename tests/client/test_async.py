@@ -4,13 +4,39 @@ network is slow. A heartbeat task measures the longest gap between its ticks."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import progress_client
 import pytest
 from progress_client import Job, JobNotFound
 
 from .conftest import eventually
+
+T = TypeVar("T")
+
+
+def run_in_fresh_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run(coro) in a thread of its own: asyncio.run() refuses to start inside a thread
+    whose event loop is running, as the main thread's is when Playwright's sync API (the browser
+    tests' session fixture) ran earlier in the same pytest process."""
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:  # re-raised in the test's own thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="test-asyncio-run")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 class Heartbeat:
@@ -51,7 +77,7 @@ def test_leaving_the_block_does_not_stall_the_loop_when_the_service_hangs(silent
             waited = time.monotonic() - started
         return heart.longest, waited
 
-    longest, waited = asyncio.run(main())
+    longest, waited = run_in_fresh_thread(main())
     assert waited >= 1.5  # the block did wait for delivery (up to close()'s 2 s)...
     assert longest < 0.5, f"the loop stalled for {longest:.2f}s"  # ...but not the loop
     assert progress_client.queued() == 1  # nothing lost: still queued for the service
@@ -68,7 +94,7 @@ def test_async_with_reports_done_and_failure_to_the_live_service(live_url):
                 raise OSError("disk gone")
         return job
 
-    job = asyncio.run(main())
+    job = run_in_fresh_thread(main())
 
     def both():
         rows = {r["workid"]: r for r in job.status()["workers"]}
@@ -82,6 +108,6 @@ def test_async_with_reports_done_and_failure_to_the_live_service(live_url):
         await job.adelete()
         return status
 
-    assert asyncio.run(status_then_delete())["counts"]["done"] == 1
+    assert run_in_fresh_thread(status_then_delete())["counts"]["done"] == 1
     with pytest.raises(JobNotFound):
         job.status()
