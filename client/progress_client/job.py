@@ -270,6 +270,9 @@ class Worker:
         self._lock = threading.Lock()
         self._current = current
         self._total = total
+        # True once the caller gave the total (worker(), update() or track() with total=); a
+        # total that track() filled in from len() is only a guess that a later track() extends.
+        self._total_declared = total is not None
         self._desc = desc
         self._ok = True
         self._key = (job.base_url, job.jobid, self.workid)
@@ -309,6 +312,7 @@ class Worker:
                 self._current = current
             if total is not None:
                 self._total = total
+                self._total_declared = True
             if desc is not None:
                 self._desc = desc
             if ok is not None:
@@ -347,18 +351,26 @@ class Worker:
         """Yield the items of `iterable`, advancing by one per item (like tqdm).
 
         A `total` given here sets the handle's total to the current count plus it. Otherwise a
-        total given earlier (to `worker()` or `update()`) stays; only when there is none does
-        len(iterable), if it has one, fill it in."""
-        if total is None and self._total is None:
-            try:
-                total = len(iterable)  # type: ignore[arg-type]
-            except Exception:
-                total = None
+        total given earlier (to `worker()`, `update()` or `track()`) stays; only when there is
+        none does len(iterable), if it has one, fill it in, or extend the total an earlier
+        track() filled in, so that tracking two lists one after the other counts both."""
         if total is not None:
             self.update(total=_safe_add(self._current, total))
+        elif not self._total_declared:
+            self._extend_total_by_len(iterable)
         for item in iterable:
             yield item
             self.advance()
+
+    @_never_raise
+    def _extend_total_by_len(self, iterable: Iterable[Any]) -> None:
+        try:
+            length = len(iterable)  # type: ignore[arg-type]
+        except Exception:
+            return
+        with self._lock:
+            self._total = _safe_add(self._current, length)
+        self._report()
 
     @_never_raise
     def close(self, timeout: float = CLOSE_WAIT) -> None:

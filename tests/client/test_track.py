@@ -67,3 +67,39 @@ def test_an_unknown_total_shows_zero_percent_and_the_count(live_url):
     w.close()
     assert w.flush(30)
     eventually(lambda: row(job, "gen", state="done", total=3), 30, "done at its count")
+
+
+def progress_seen_while_tracking(worker, *iterables) -> list[tuple]:
+    """(current, total) of the handle at each item, for each iterable tracked in turn."""
+    seen = []
+    for iterable in iterables:
+        for _ in worker.track(iterable):
+            seen.append((worker.current, worker.total))
+    return seen
+
+
+def test_a_total_filled_in_by_track_grows_with_the_next_track(make_server):
+    """Two sized iterables tracked one after the other, no total declared: the second extends
+    the first's guess, so the worker never reads done mid-work (it did: 4 of 3)."""
+    server = make_server()
+    w = Job(server.url, "two tracks").worker("w", min_interval=0)
+    seen = progress_seen_while_tracking(w, range(3), ["a", "b", "c"])
+    assert all(current < total for current, total in seen), seen
+    assert (w.current, w.total) == (6, 6)
+    w.close()
+    assert all(int(u["current"]) <= int(u["total"]) for u in server.updates("w"))
+
+
+@pytest.mark.parametrize("declare", ["worker", "update", "track"])
+def test_a_declared_total_is_not_extended_by_a_later_track(make_server, declare):
+    server = make_server()
+    job = Job(server.url, "declared then tracked")
+    w = job.worker("w", total=10 if declare == "worker" else None, min_interval=0)
+    if declare == "update":
+        w.update(total=10)
+    elif declare == "track":
+        for _ in w.track(iter(range(2)), total=10):
+            pass
+    progress_seen_while_tracking(w, range(3), range(3))
+    assert w.total == 10
+    w.close(0)
