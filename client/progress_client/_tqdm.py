@@ -64,7 +64,10 @@ class tqdm(_std_tqdm):  # noqa: N801 - a drop-in keeps tqdm's name
             self._report()
             if self.total and self.n >= self.total and worker.ok:
                 worker.done()
-            worker.close()
+            # Like tqdm's Slack and Telegram bars, never wait on close: nested bars, or bars in
+            # a loop, would each stall the caller while the service is slow. The state goes out
+            # in the background, or with the flush at exit.
+            worker.close(timeout=0)
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
         worker = getattr(self, "_progress", None)

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import os
 import struct
 import subprocess
 import sys
 import termios
 import textwrap
+import time
 
 import progress_client
 import pytest
-from progress_client import Job
+from progress_client import Job, tqdm  # tqdm is in the dev extra: if missing, fail, not skip
 
 from .conftest import eventually
-
-pytest.importorskip("tqdm")
 
 BARS = textwrap.dedent(
     """
@@ -87,8 +87,6 @@ def test_draws_exactly_what_tqdm_draws_and_reports(live_url):
 
 
 def test_an_exception_in_a_with_block_fails_the_worker(live_url):
-    from progress_client import tqdm
-
     job = Job.create(live_url, desc="tqdm failure")
     with pytest.raises(ValueError):
         with tqdm(total=10, job=job, workid="boom") as bar:
@@ -97,6 +95,21 @@ def test_an_exception_in_a_with_block_fails_the_worker(live_url):
     assert progress_client.flush(30)
     rows = eventually(lambda: job.status()["workers"], 30, "the bar's worker")
     assert (rows[0]["state"], rows[0]["desc"], rows[0]["percent"]) == ("failed", "ValueError", 30)
+
+
+def test_closing_bars_does_not_wait_for_a_service_that_never_answers(silent_url):
+    """tqdm's own Slack and Telegram bars never wait on close: nor do ours. A close that waited
+    for delivery (up to 2 s per bar) would stall nested bars or bars in a loop; the last states
+    go out in the background, or with the flush at exit."""
+    job = Job(silent_url, "tqdm hangs")
+    started = time.monotonic()
+    with tqdm(range(3), job=job, workid="outer", disable=False, file=io.StringIO()) as outer:
+        for _ in outer:
+            for _ in tqdm(range(2), job=job, workid="inner", file=io.StringIO(), leave=False):
+                pass
+    closing_took = time.monotonic() - started
+    assert closing_took < 1.0, f"closing 4 bars took {closing_took:.1f}s"
+    assert progress_client.queued() >= 1  # the states wait for the service, not the caller
 
 
 def test_the_package_imports_without_tqdm_and_names_the_extra():
