@@ -323,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
         "stays ignored, by the command too. The service being down never stops the\n"
         "command: its reports are then dropped, with a warning.\n\n"
         "WORKID defaults to the Python client's default: $PROGRESS_WORKID, else the MPI or\n"
-        "SLURM rank (OMPI_COMM_WORLD_RANK, PMI_RANK, SLURM_PROCID, SLURM_ARRAY_TASK_ID),\n"
-        "else host:pid.",
+        "SLURM rank (SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK, PMI_RANK, SLURM_PROCID in an\n"
+        "srun step), else host:pid.",
     )
     p.usage = "%(prog)s [JOBID [WORKID]] [options] -- COMMAND [ARGS...]"
     jobid_argument(p)

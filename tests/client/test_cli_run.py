@@ -20,7 +20,10 @@ from .conftest import eventually
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without the variables the CLI and the client read, plus `extra`."""
-    launcher = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID", "SLURM_ARRAY_TASK_ID")
+    launcher = (
+        "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID", "SLURM_ARRAY_TASK_ID", "SLURM_NTASKS",
+        "SLURM_STEP_ID", "SLURM_STEPID",
+    )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGRESS_")}
     env = {k: v for k, v in env.items() if k not in launcher}
     return {**env, **extra}
@@ -106,7 +109,8 @@ def test_a_signal_to_progress_run_is_passed_to_the_command(live_url, job, signum
 
 
 def test_job_and_worker_ids_from_the_launchers_environment(live_url, job):
-    env = clean_env(PROGRESS_URL=live_url, PROGRESS_JOBID=job.jobid, SLURM_PROCID="5")
+    srun_step = {"SLURM_PROCID": "5", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "8"}
+    env = clean_env(PROGRESS_URL=live_url, PROGRESS_JOBID=job.jobid, **srun_step)
     assert finish(progress_cli("run", "--", "true", env=env))[0] == 0
     worker_of(live_url, job.jobid, "5", "done")
 

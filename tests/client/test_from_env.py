@@ -19,7 +19,11 @@ from .conftest import eventually
 LAUNCHER_VARIABLES = (
     "PROGRESS_URL", "PROGRESS_JOBID", "PROGRESS_SECRET", "PROGRESS_WORKID",
     "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID", "SLURM_ARRAY_TASK_ID", "SLURM_NTASKS",
+    "SLURM_STEP_ID", "SLURM_STEPID",
 )  # fmt: skip
+# What SLURM exports to the batch script itself (no SLURM_STEP_ID there) and adds in an srun step.
+BATCH = {"SLURM_JOB_ID": "4242", "SLURM_PROCID": "0", "SLURM_NTASKS": "4"}
+SRUN_STEP = {"SLURM_STEP_ID": "0", "SLURM_STEPID": "0", "SLURM_NTASKS": "4"}
 
 REPORT = textwrap.dedent(
     """
@@ -49,10 +53,14 @@ def run(script: str, env: dict) -> subprocess.CompletedProcess:
     [
         ({"PROGRESS_WORKID": "flagger 1", "OMPI_COMM_WORLD_RANK": "5"}, "flagger 1"),
         ({"OMPI_COMM_WORLD_RANK": "5", "PMI_RANK": "6"}, "5"),
-        ({"PMI_RANK": "6", "SLURM_PROCID": "7"}, "6"),
-        ({"SLURM_PROCID": "7"}, "7"),
+        ({"PMI_RANK": "6", "SLURM_PROCID": "7", **SRUN_STEP}, "6"),
+        ({**SRUN_STEP, "SLURM_PROCID": "7"}, "7"),
         ({"SLURM_ARRAY_TASK_ID": "12", "SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, "12"),
-        ({"SLURM_ARRAY_TASK_ID": "12", "SLURM_PROCID": "3", "SLURM_NTASKS": "4"}, "12.3"),
+        ({"SLURM_ARRAY_TASK_ID": "12", **BATCH}, "12"),  # the array task's batch script
+        ({"SLURM_ARRAY_TASK_ID": "12", **SRUN_STEP, "SLURM_PROCID": "3"}, "12.3"),
+        # mpirun inside an array task: every rank would otherwise be "12", overwriting one row
+        ({"SLURM_ARRAY_TASK_ID": "12", **BATCH, "OMPI_COMM_WORLD_RANK": "2"}, "12.2"),
+        ({"SLURM_ARRAY_TASK_ID": "12", **BATCH, "PMI_RANK": "5"}, "12.5"),
     ],
 )
 def test_worker_id_comes_from_the_launchers_variables(live_url, variables, workid):
@@ -72,6 +80,23 @@ def test_without_a_rank_the_id_is_host_and_pid(live_url):
     eventually(lambda: job.status()["counts"]["done"] == 1, 30, "the worker done")
 
 
+@pytest.mark.parametrize(
+    "step", [{}, {"SLURM_STEP_ID": "4294967294"}], ids=["batch script", "batch step id"]
+)
+def test_a_shell_loop_in_a_batch_script_gives_each_process_its_own_id(live_url, step):
+    """SLURM exports SLURM_PROCID=0 to the batch script too: outside an srun step it is no rank,
+    and processes started by a loop there must not all become worker "0"."""
+    job = Job.create(live_url, desc="shell loop in sbatch")
+    loop = 'for i in 1 2 3; do "$PY" -c "$REPORT" & done; wait'
+    env = clean_env(**job.env(), **BATCH, **step, PY=sys.executable, REPORT=REPORT)
+    done = subprocess.run(["sh", "-c", loop], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    workids = done.stdout.split()
+    host = socket.gethostname().split(".")[0]
+    assert len(set(workids)) == 3 and all(w.startswith(f"{host}:") for w in workids), workids
+    eventually(lambda: job.status()["counts"]["done"] == 3, 30, "three workers done")
+
+
 def pool_task(item: int) -> str:
     with Job.from_env().worker(total=1) as w:
         w.advance()
@@ -85,7 +110,8 @@ def test_multiprocessing_pool_workers_report_as_their_processes(live_url, method
     job = Job.create(live_url, desc=f"pool {method}")
     for name, value in clean_env(**job.env()).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("SLURM_PROCID", "4")  # every pool process inherits the same rank
+    for name, value in {**SRUN_STEP, "SLURM_PROCID": "4"}.items():
+        monkeypatch.setenv(name, value)  # every pool process inherits the same srun rank
     with multiprocessing.get_context(method).Pool(3) as pool:
         workids = set(pool.map(pool_task, range(12), chunksize=1))
     assert all(w.startswith("4:") for w in workids), workids  # rank:pid, one per process
