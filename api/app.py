@@ -9,6 +9,7 @@ import falcon
 import redis
 
 from api import operations, pages, resources
+from api.chart_cache import ChartCache
 from tasks.pipeline import Pipeline
 from tasks.runtime import build_pipeline, connect
 from tasks.settings import Settings
@@ -39,12 +40,13 @@ def create_app(
     app = falcon.App(cors_enable=True, middleware=[request_log, security])
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = False
+    charts = ChartCache(store, ttl=settings.render_interval / 4)
     routes = {
-        "/progress/create": resources.Create(store, settings, pipeline),
+        "/progress/create": resources.Create(store, settings, pipeline, charts),
         "/progress/update": resources.Update(store, settings, pipeline),
-        "/progress/delete": resources.Delete(store, settings, pipeline),
+        "/progress/delete": resources.Delete(store, settings, pipeline, charts),
         "/progress/status": resources.Status(store, settings),
-        "/progress/render": resources.Render(store, settings),
+        "/progress/render": resources.Render(store, settings, charts),
         "/progress/show": resources.Show(store, settings),
         "/progress/jobs": resources.Jobs(store, settings),
         "/progress/": resources.Jobs(store, settings, as_page=True),

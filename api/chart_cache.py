@@ -1,7 +1,9 @@
 """Charts recently read from Redis, kept in the web process for a fraction of the render
 interval: a chart polled by many browsers costs one Redis read per job per `ttl`, not one per
-request, and is at most `ttl` seconds staler than the cache in Redis. A job without a chart yet
-(no update so far) gets the placeholder, drawn here without matplotlib."""
+request, and is at most `ttl` seconds staler than the cache in Redis. A job deleted or
+re-created through this process is forgotten at once, so a client sees its own change on its
+connection; other processes see it within `ttl`. A job without a chart yet (no update so far)
+gets the placeholder, drawn here without matplotlib."""
 
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ class ChartCache:
                 self._charts.clear()
             self._charts[jobid] = (now, chart)
         return chart
+
+    def forget(self, jobid: str) -> None:
+        self._charts.pop(jobid, None)
 
     def _placeholder(self, jobid: str) -> Chart | None:
         title = self.store.job_title(jobid)

@@ -445,7 +445,7 @@ def _schemas() -> dict:
             desc=string,
             maxage={"type": "integer", "minimum": MAXAGE.minimum},
             created={**number, "description": "Unix time"},
-            workers={
+            workers_expected={
                 "type": "integer",
                 "minimum": 1,
                 "nullable": True,
@@ -535,8 +535,12 @@ def _schemas() -> dict:
             redis={"type": "string", "enum": ["ok"]},
             seconds_since_seen={
                 "type": "object",
-                "description": "Since a worker of each kind last consumed a task",
-                "properties": {role: {**number, "nullable": True} for role in ("ingest", "render")},
+                "description": "Since beat last sent its sweep, and a worker of each kind last "
+                "consumed a task",
+                "properties": {
+                    role: {**number, "nullable": True}
+                    for role in ("beat", "ingest", "render", "notify")
+                },
             },
             pending_updates=count,
         ),

@@ -129,9 +129,9 @@ class Live:
 
 
 class Health:
-    """/readyz (and /healthz): 200 when Redis answers, beat is sending its sweep, and ingest
-    and render workers have been seen consuming lately; otherwise 503 naming the process type
-    that is missing."""
+    """/readyz (and /healthz): 200 when Redis takes writes, beat is sending its sweep, and
+    ingest, render and notify workers have been seen consuming lately; otherwise 503 naming the
+    process type that is missing."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
@@ -144,7 +144,7 @@ class Health:
             role: None
             if stats.get(f"heartbeat:{role}") is None
             else round(now - stats[f"heartbeat:{role}"], 1)
-            for role in ("beat", "ingest", "render")
+            for role in ("beat", *WORKER_ROLES)
         }
         missing = missing_processes(seen, self.settings.sweep_every)
         allowed = heartbeat_allowance(self.settings.sweep_every)
@@ -168,6 +168,10 @@ class Health:
         resp.status = falcon.HTTP_503 if reasons else falcon.HTTP_200
 
 
+# The Celery worker types; each checks in through its own queue when beat's sweep asks it to.
+WORKER_ROLES = ("ingest", "render", "notify")
+
+
 def heartbeat_allowance(sweep_every: float) -> float:
     """How long a process type may go unseen: a few sweep periods."""
     return 3 * sweep_every + 10
@@ -185,7 +189,7 @@ def missing_processes(seen: dict[str, float | None], sweep_every: float) -> list
 
     if absent("beat"):
         return ["beat"]
-    return [role for role in ("ingest", "render") if absent(role)]
+    return [role for role in WORKER_ROLES if absent(role)]
 
 
 class ServiceMetrics:
@@ -215,6 +219,11 @@ class ServiceMetrics:
             "progress_jobs_expired_total",
             "Jobs deleted after their maxage.",
             stats.get("expired_jobs", 0),
+        )
+        yield CounterMetricFamily(
+            "progress_jobs_deleted_total",
+            "Jobs deleted on request (/progress/delete).",
+            stats.get("deleted_jobs", 0),
         )
         yield _histogram(
             "progress_apply_latency_seconds",

@@ -32,9 +32,10 @@ FLAG_WORDS = {"true": True, "false": False, "yes": True, "no": False}  # and any
 
 
 def read_params(req: falcon.Request, settings: Settings) -> dict[str, str]:
-    """All parameters of a GET query or a POST form, each given at most once, as valid UTF-8."""
+    """All parameters of a GET query or a POST (or DELETE) form, each given at most once, as
+    valid UTF-8."""
     raw = req.query_string.encode("latin-1")  # WSGI hands over the raw bytes as latin-1
-    if req.method == "POST" and req.content_type and req.content_type.startswith(_FORM):
+    if req.method in ("POST", "DELETE") and req.content_type and req.content_type.startswith(_FORM):
         body = _read_body(req, settings)
         raw = raw + b"&" + body if raw else body
     fields = [f for f in raw.split(b"&") if f]

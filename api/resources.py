@@ -79,9 +79,12 @@ class Resource:
 
 
 class Create(Resource):
-    def __init__(self, store: Store, settings: Settings, pipeline: Pipeline) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, pipeline: Pipeline, charts: ChartCache
+    ) -> None:
         super().__init__(store, settings)
         self.pipeline = pipeline
+        self.charts = charts
         self.limiter = RateLimiter(
             settings.create_rate_limit,
             burst=30 * settings.create_rate_limit,
@@ -104,12 +107,13 @@ class Create(Resource):
                 f"the service holds {s.max_jobs} jobs, the most it may (PROGRESS_MAX_JOBS); "
                 "older jobs make room as they expire"
             )
+        self.charts.forget(jobid)  # a re-created job shows its placeholder at once
         resp.media = {
             "jobid": jobid,
             "desc": desc,
             "maxage": maxage,
             "created": now,
-            "workers": p["workers"],  # expected; None when not given
+            "workers_expected": p["workers"],  # as in status; None when not given
             **job_urls(req, s, jobid),
         }
 
@@ -117,9 +121,12 @@ class Create(Resource):
 class Delete(Resource):
     """Delete a job now, with all it holds; with its secret if it has one. HTTP DELETE too."""
 
-    def __init__(self, store: Store, settings: Settings, pipeline: Pipeline) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, pipeline: Pipeline, charts: ChartCache
+    ) -> None:
         super().__init__(store, settings)
         self.pipeline = pipeline
+        self.charts = charts
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.on_get(req, resp)
@@ -131,6 +138,7 @@ class Delete(Resource):
             raise JobNotFound(p["jobid"])
         if outcome == DeleteOutcome.WRONG_SECRET:
             raise WrongSecret(p["jobid"])
+        self.charts.forget(p["jobid"])
         resp.media = {"jobid": p["jobid"], "deleted": True}
 
 
@@ -241,9 +249,9 @@ def _natural(w: WorkerRow) -> tuple:
 
 
 class Render(Resource):
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, charts: ChartCache) -> None:
         super().__init__(store, settings)
-        self.charts = ChartCache(store, ttl=settings.render_interval / 4)
+        self.charts = charts
 
     def handle(self, req, resp, params):
         jobid = parse("render", params, self.settings)["jobid"]

@@ -40,9 +40,11 @@ def timestamp(seconds: float | None = None) -> str:
     global _second_cache
     now = time.time() if seconds is None else seconds
     second = int(now)
-    if _second_cache[0] != second:
-        _second_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{_second_cache[1]}.{int((now - second) * 1000):03d}Z"
+    cached = _second_cache  # one read: another thread may replace it meanwhile
+    if cached[0] != second:
+        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _second_cache = cached
+    return f"{cached[1]}.{int((now - second) * 1000):03d}Z"
 
 
 def line(level: str, logger: str, msg: str, **fields: object) -> str:

@@ -26,7 +26,7 @@ from domain.hooks import new_key, notify_refusal, sign
 from domain.model import natural_key
 from tasks import runtime
 from tasks.celery_app import app
-from tasks.pipeline import NOTIFY
+from tasks.pipeline import NOTIFY, NOTIFY_HEARTBEAT
 from tasks.store import jobid_of
 
 # The whole request (connect, send, the answer's status line and headers) must take no longer.
@@ -81,6 +81,12 @@ def notify_finished(self, tag: str, state: str, url: str) -> None:
         )
         raise
     log.info("event=notify_sent job=%s status=%d", json.dumps(jobid), status)
+
+
+@app.task(name=NOTIFY_HEARTBEAT)
+def notify_heartbeat() -> None:
+    """Sent by beat's sweep through the notify queue, so /readyz knows hooks would be sent."""
+    runtime.store().heartbeat("notify", time.time())
 
 
 def service_key() -> str:

@@ -53,6 +53,7 @@ DRAIN = "tasks.ingest.drain"
 APPLY_BATCH = "tasks.ingest.apply_batch"
 RENDER = "tasks.render.render_job"
 RENDER_HEARTBEAT = "tasks.render.heartbeat"
+NOTIFY_HEARTBEAT = "tasks.notify.heartbeat"
 NOTIFY = "tasks.notify.notify_finished"
 
 BATCH_LIMIT = 5000
@@ -207,10 +208,11 @@ class Pipeline:
         applied, and renders due but not finished, for longer than redeliver_after; a drain if
         the inbox holds updates and none is queued. Every task is idempotent, so a slow original
         finishing later does no harm. Also start the renders of jobs in which a worker has
-        turned stale since their last chart, and make the workers check in for /healthz."""
+        turned stale since their last chart, and make the workers check in for /readyz."""
         now = time.time()
         self.store.heartbeat("ingest", now)  # the sweep runs on the ingest queue
         self.broker.send(RENDER_HEARTBEAT, (), RENDER_QUEUE)
+        self.broker.send(NOTIFY_HEARTBEAT, (), NOTIFY_QUEUE)
         if self.store.take_drain_flag(now, self._drain_ttl_ms):
             self.ensure_drain()
         cutoff = now - self.settings.redeliver_after

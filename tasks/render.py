@@ -18,5 +18,5 @@ def render_job(tag: str) -> None:
 
 @app.task(name=RENDER_HEARTBEAT)
 def render_heartbeat() -> None:
-    """Sent by beat's sweep through the render queue, so /healthz knows renders flow."""
+    """Sent by beat's sweep through the render queue, so /readyz knows renders flow."""
     runtime.store().heartbeat("render", time.time())

@@ -5,6 +5,7 @@ for the job's keys."""
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import urlencode
 
@@ -72,6 +73,9 @@ def test_delete_removes_every_key_and_every_endpoint_then_answers_404(service, j
     before = rows_counted(service)
     a_job_with_everything(service, jobid)
     assert rows_counted(service) == before + 3
+    # The web process keeps charts it served for a moment: the delete must drop this one.
+    assert service.get("render", jobid=jobid).status_code == 200
+    deleted_before = deleted_jobs_counted(service)
     query = {"jobid": jobid}
     if method == "POST":
         resp = service.client.simulate_post(
@@ -91,6 +95,19 @@ def test_delete_removes_every_key_and_every_endpoint_then_answers_404(service, j
     update = service.get("update", jobid=jobid, workid="w1", current=2, total=4)
     assert update.status_code == 404
     assert service.get("delete", jobid=jobid).json["title"] == "Unknown job"
+    assert deleted_jobs_counted(service) == deleted_before + 1
+
+
+def deleted_jobs_counted(service) -> float:
+    metrics = service.client.simulate_get("/metrics").text
+    return float(re.search(r"^progress_jobs_deleted_total (\S+)$", metrics, re.M)[1])
+
+
+def test_a_re_created_job_shows_its_placeholder_at_once(service, jobid):
+    a_job_with_everything(service, jobid)
+    assert service.get("render", jobid=jobid).content == b"png"  # kept by the web process
+    assert service.get("create", jobid=jobid).status_code == 200
+    assert service.get("render", jobid=jobid).content.startswith(b"\x89PNG")  # the placeholder
 
 
 def test_a_job_with_a_secret_is_deleted_only_with_it(service, jobid):
@@ -101,7 +118,13 @@ def test_a_job_with_a_secret_is_deleted_only_with_it(service, jobid):
         assert resp.status_code == 403, resp.text
         assert "'secret' must match" in resp.json["description"]
         assert traces(service, jobid) == before
-    assert service.get("delete", jobid=jobid, secret="s3cret").status_code == 200
+    # HTTP DELETE takes its parameters from a form body too, as POST does.
+    resp = service.client.simulate_delete(
+        "/progress/delete",
+        body=urlencode({"jobid": jobid, "secret": "s3cret"}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 200, resp.text
     assert traces(service, jobid) == {"keys": [], "sets": {}}
 
 

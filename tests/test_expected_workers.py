@@ -24,7 +24,7 @@ def service(tmp_path_factory):
 
 
 def test_status_counts_silent_workers_as_zero_until_n_have_finished(service, jobid):
-    assert service.get("create", jobid=jobid, workers="4").json["workers"] == 4
+    assert service.get("create", jobid=jobid, workers="4").json["workers_expected"] == 4
     service.report(jobid, ("w1", 10, 10), ("w2", 5, 10))
     doc = service.status(jobid)
     assert doc["percent"] == 37.5  # (100 + 50 + 0 + 0) / 4
@@ -43,7 +43,7 @@ def test_status_counts_silent_workers_as_zero_until_n_have_finished(service, job
 
 
 def test_a_job_without_workers_behaves_as_before(service, jobid):
-    assert service.get("create", jobid=jobid).json["workers"] is None
+    assert service.get("create", jobid=jobid).json["workers_expected"] is None
     service.report(jobid, ("w1", 10, 10), ("w2", 5, 10))
     doc = service.status(jobid)
     assert (doc["percent"], doc["workers_expected"], doc["workers_silent"]) == (75.0, None, 0)
@@ -106,7 +106,7 @@ def test_a_bad_number_of_workers_is_refused_and_creates_nothing(service, jobid, 
 
 
 def test_a_fraction_of_a_worker_is_dropped_as_for_every_whole_number(service, jobid):
-    assert service.get("create", jobid=jobid, workers="3.9").json["workers"] == 3
+    assert service.get("create", jobid=jobid, workers="3.9").json["workers_expected"] == 3
 
 
 def test_the_kept_summary_and_summarize_agree_on_n(service, jobid):

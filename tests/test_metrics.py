@@ -23,6 +23,7 @@ FAMILIES = {
     "progress_jobs": "gauge",
     "progress_workers": "gauge",
     "progress_jobs_expired": "counter",
+    "progress_jobs_deleted": "counter",
     "progress_apply_latency_seconds": "histogram",
     "progress_render_seconds": "histogram",
     "progress_http_request_duration_seconds": "histogram",

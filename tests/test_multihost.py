@@ -1,5 +1,6 @@
-"""The service spread over six "machines": Redis, web, ingest, render and beat each on a host of
-its own, and a client on another, as the README's "Running on several machines" recipe has it.
+"""The service spread over seven "machines": Redis, web, ingest, render, notify and beat each on
+a host of its own, and a client on another, as the README's "Running on several machines"
+recipe has it.
 
 The hosts are Linux network namespaces this test creates (tests/netns.py): a bridge in a
 namespace of its own, one veth pair per host, a random 10.x.y.0/24 subnet and random names; the
@@ -9,11 +10,11 @@ Everything is deleted at the end, on failure too.
 
 - Redis: `redis-server --port 6379 --bind <its address> --requirepass <random> --dir <tmp>
   --save "" --appendonly yes`, protected mode left on.
-- web, ingest, render, beat: each Procfile line of a fresh clone (`deployed_clone`: `git clone`
-  and `make install`) run as written, `ip netns exec HOST /bin/sh -c "exec <line>"` in the clone,
-  with an environment of REDIS_URL=redis://:<password>@<redis address>:6379/0 (and PORT=8000 for
-  web) plus, only to keep the test short, PROGRESS_EXPIRE_EVERY=1, PROGRESS_SWEEP_EVERY=1,
-  PROGRESS_REDELIVER_AFTER=5 and PROGRESS_RENDER_INTERVAL=0.5.
+- web, ingest, render, notify, beat: each Procfile line of a fresh clone (`deployed_clone`: `git
+  clone` and `make install`) run as written, `ip netns exec HOST /bin/sh -c "exec <line>"` in the
+  clone, with an environment of REDIS_URL=redis://:<password>@<redis address>:6379/0 (and
+  PORT=8000 for web) plus, only to keep the test short, PROGRESS_EXPIRE_EVERY=1,
+  PROGRESS_SWEEP_EVERY=1, PROGRESS_REDELIVER_AFTER=5 and PROGRESS_RENDER_INTERVAL=0.5.
 - the client: everything it does runs in its namespace: curl for the MWA guide's curl examples
   (copied, only the base URL changed), the clone's Python for its `requests` example, a batch
   and a stream of updates.
@@ -54,7 +55,7 @@ FAST = {
     "PROGRESS_RENDER_INTERVAL": "0.5",
 }
 PORT = 8000
-SERVICES = ("web", "ingest", "render", "beat")
+SERVICES = ("web", "ingest", "render", "notify", "beat")
 CLIENT_ENV = {"PATH": "/usr/bin:/bin", "LOGNAME": "alice"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -50,7 +50,7 @@ def test_healthz_names_the_missing_process_type(tmp_path):
     redis_server = RedisServer(tmp_path / "redis").start()
     service = Service(redis_server.url, tmp_path / "svc", FAST)
     try:
-        service.start("web", "ingest", "render")
+        service.start("web", "ingest", "render", "notify")
         # Without beat nothing makes the workers check in: beat is named, not them.
         status, body = health(service)
         assert (status, body["missing"]) == (503, ["beat"])
@@ -63,6 +63,11 @@ def test_healthz_names_the_missing_process_type(tmp_path):
         wait_until(lambda: health(service)[1]["missing"] == ["render"], 30, what="render named")
         service.start("render")
         wait_until(lambda: health(service)[0] == 200, 30, what="render to be seen again")
+
+        service.kill("notify")
+        wait_until(lambda: health(service)[1]["missing"] == ["notify"], 30, what="notify named")
+        service.start("notify")
+        wait_until(lambda: health(service)[0] == 200, 30, what="notify to be seen again")
 
         service.kill("beat")
         wait_until(lambda: health(service)[1]["missing"] == ["beat"], 30, what="beat named")
