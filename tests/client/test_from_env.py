@@ -4,12 +4,14 @@ service configured at all."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from progress_client import Job
@@ -164,3 +166,35 @@ def test_from_env_attaches_with_url_and_jobid(monkeypatch):
     )  # fmt: skip
     monkeypatch.delenv("PROGRESS_JOBID")
     assert Job.from_env().enabled is False
+
+
+def file_task(job: Job, gate: str, index: int) -> str:
+    """A pool task that is one worker of its own, named after the task (the README's pattern);
+    the task that `gate` names ("5:/path") waits until that file exists."""
+    with job.worker(f"file-{index}", total=1) as w:
+        waits_for = gate.split(":", 1)[1] if gate.startswith(f"{index}:") else ""
+        while waits_for and not os.path.exists(waits_for):
+            time.sleep(0.05)
+        w.advance()
+    return w.workid
+
+
+def test_a_pool_with_one_worker_per_task_is_complete_only_after_the_last_task(live_url, tmp_path):
+    """The pattern the README gives for a pool: per-task ids and workers=N. Rows of finished
+    tasks read done, but the job is not complete while a task is still running, or waiting for
+    a pool process to start it."""
+    tasks = 6
+    job = Job.create(live_url, desc="pool, one worker per task", workers=tasks)
+    gate = tmp_path / "last task may finish"
+    task = functools.partial(file_task, job, f"{tasks - 1}:{gate}")
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        result = pool.map_async(task, range(tasks), chunksize=1)
+        status = eventually(
+            lambda: (s := job.status())["counts"]["done"] == tasks - 1 and s, 60, "5 tasks done"
+        )
+        assert status["complete"] is False, status
+        assert status["workers_expected"] == tasks
+        gate.touch()
+        assert sorted(result.get(60)) == sorted(f"file-{i}" for i in range(tasks))
+    status = eventually(lambda: (s := job.status())["complete"] and s, 30, "the job complete")
+    assert status["counts"]["done"] == tasks and status["workers_silent"] == 0
