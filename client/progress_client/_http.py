@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from urllib.parse import urlencode, urlsplit
 
 import requests
+import urllib3
 
 ENV_URL = "PROGRESS_URL"
 ENV_JOBID = "PROGRESS_JOBID"
@@ -154,16 +155,19 @@ def request_json(
     """Call one endpoint and return (JSON body, response); raise a ProgressError on failure.
 
     Connection errors, timeouts, 5xx and 429 are retried `retries` times with backoff.
-    A 404 from a job endpoint raises JobNotFound."""
+    A 404 from a job endpoint raises JobNotFound, except for a delete retried after an attempt
+    that may have reached the service: that attempt deleted the job, only its answer was lost."""
     url = endpoint(base_url, name)
     params = {k: v for k, v in params.items() if v is not None}
     failures = 0
+    maybe_done = False  # an earlier attempt may have been carried out
     with requests.Session() as session:
         while True:
             resp = None
             try:
                 resp = send(session, url, params, timeout)
             except requests.RequestException as exc:
+                maybe_done = maybe_done or _may_have_arrived(exc)
                 error: ProgressError = ServiceUnavailable(
                     f"cannot reach {url}: {describe_exception(exc, timeout)}"
                 )
@@ -171,6 +175,9 @@ def request_json(
                 kind = classify(resp.status_code)
                 if kind == OK:
                     return _json_body(resp, url), resp
+                if name == "delete" and resp.status_code == 404 and maybe_done:
+                    return {"jobid": params.get("jobid"), "deleted": True}, resp
+                maybe_done = maybe_done or resp.status_code >= 500
                 title, description = error_detail(resp)
                 message = rejection_message(resp.status_code, title, description)
                 if kind == REJECT:
@@ -183,6 +190,16 @@ def request_json(
             if failures > retries:
                 raise error
             time.sleep(backoff(failures, retry_after(resp), cap=5.0))
+
+
+def _may_have_arrived(exc: requests.RequestException) -> bool:
+    """False only when the request surely never reached the service (no connection made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        return not isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return True
 
 
 def _json_body(resp: requests.Response, url: str) -> dict[str, Any]:

@@ -3,9 +3,12 @@ parsed, $PROGRESS_JOBID, `delete`, and jobs that expect a number of workers."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 
 import pytest
+import requests
 from progress_client import Job
 
 from .conftest import eventually
@@ -151,3 +154,61 @@ def test_delete(live_url):
     assert code == 4
     code, _, err = progress(*url, "delete", job.jobid, "--secret", "s3")
     assert code == 4 and len(err.strip().splitlines()) == 1
+
+
+class AnswerLosingProxy:
+    """An HTTP proxy to the service that forwards every request but drops the first answer
+    (closes the connection instead), as a network failure after the request arrived would."""
+
+    def __init__(self, target: str) -> None:
+        proxy = self
+        self.forwarded = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._forward(None)
+
+            def do_POST(self) -> None:
+                self._forward(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def _forward(self, body: bytes | None) -> None:
+                headers = {"Content-Type": self.headers.get("Content-Type", "")} if body else {}
+                answer = requests.request(
+                    self.command, target + self.path, data=body, headers=headers, timeout=30
+                )
+                proxy.forwarded += 1
+                if proxy.forwarded == 1:
+                    self.close_connection = True  # the service acted; its answer is lost
+                    return
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("secret", [None, "s3"], ids=["GET", "POST with secret"])
+def test_a_delete_whose_answer_was_lost_succeeds_on_retry(live_url, secret):
+    """The first attempt deletes the job but its answer never arrives; the retry then finds no
+    job (404). That is the delete having worked, not a missing job (exit 4)."""
+    job = Job.create(live_url, desc="delete, answer lost", secret=secret)
+    proxy = AnswerLosingProxy(live_url)
+    try:
+        argv = ["--url", proxy.url, "delete", job.jobid] + (["--secret", secret] if secret else [])
+        code, out, err = progress(*argv)
+    finally:
+        proxy.close()
+    assert (code, proxy.forwarded) == (0, 2), err
+    assert "deleted" in err
+    assert progress("--url", live_url, "info", job.jobid)[0] == 4  # really gone
