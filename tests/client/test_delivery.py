@@ -3,12 +3,13 @@ the worker never sees an exception and never waits, and the last state gets thro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
 import progress_client
 import pytest
-from progress_client import Job
+from progress_client import Job, _sender
 
 from .conftest import eventually
 
@@ -245,6 +246,15 @@ def test_close_does_not_wait_while_the_service_is_known_down(silent_url):
     assert progress_client.queued() == 2  # nothing lost: both are still queued
 
 
+@contextlib.contextmanager
+def sender_held():
+    """Hold the background sender's lock (re-entrant, so reports from this thread still queue):
+    its thread cannot claim a state before the block ends, and then finds them all due."""
+    sender = _sender.get_sender()
+    with sender._cond:
+        yield
+
+
 def test_many_workers_in_one_process_share_batched_posts(make_server):
     calls = []
 
@@ -254,7 +264,8 @@ def test_many_workers_in_one_process_share_batched_posts(make_server):
 
     server = make_server(responder)
     job = Job(server.url, "job-batched", secret="s")
-    workers = [job.worker(f"w{i}", total=10, min_interval=0.5) for i in range(60)]
+    with sender_held():
+        workers = [job.worker(f"w{i}", total=10, min_interval=0.5) for i in range(60)]
     for step in range(1, 11):
         for w in workers:
             w.update(current=step)
@@ -267,7 +278,8 @@ def test_many_workers_in_one_process_share_batched_posts(make_server):
         assert (last["current"], last["total"], last["secret"]) == ("10", "10", "s")
     # One request per worker and step would be 600; batches of up to 100 make it a handful.
     assert len(calls) <= 30, len(calls)
-    assert max(r["batch"] for r in server.updates()) > 1
+    first = server.updates()[0]
+    assert first["batch"] == 60, first  # the 60 starting states, all queued at once: one POST
 
 
 def test_a_service_without_batches_gets_each_state_on_its_own(make_server):
@@ -279,14 +291,17 @@ def test_a_service_without_batches_gets_each_state_on_its_own(make_server):
     server = make_server(responder)
     job = Job(server.url, "job-mwa")
     for rnd in range(2):
-        workers = [job.worker(f"w{i}", total=3, current=rnd + 1) for i in range(5)]
-        for w in workers:
-            w.close(timeout=0)
+        with sender_held():  # the five states of a round are due together: a batch if any
+            workers = [job.worker(f"w{i}", total=3, current=rnd + 1) for i in range(5)]
+            for w in workers:
+                w.close(timeout=0)
         assert progress_client.flush(30)
     for i in range(5):
         assert server.updates(f"w{i}")[-1]["current"] == "2"
-    batches = [r for r in server.updates() if r["batch"]]
-    assert 0 < len(batches) <= 5  # one refused batch at most, then it stops trying
+    batched = [r for r in server.updates() if r["batch"]]
+    # Round 1: one batch of 5, refused, then each state alone; round 2: no batch tried at all.
+    assert [r["batch"] for r in batched] == [5] * 5, batched
+    assert len(server.updates()) == 5 + 5 + 5
 
 
 def test_one_bad_state_in_a_batch_costs_only_itself(live_url, caplog):
