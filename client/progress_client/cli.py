@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-errors", type=positive_int, default=5, metavar="N",
-        help="give up (exit 2) after N failed polls in a row (default 5)",
+        help=f"give up (exit {EXIT_UNAVAILABLE}) after N failed polls in a row (default 5)",
     )  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     p.add_argument(

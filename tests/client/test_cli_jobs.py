@@ -212,3 +212,21 @@ def test_a_delete_whose_answer_was_lost_succeeds_on_retry(live_url, secret):
     assert (code, proxy.forwarded) == (0, 2), err
     assert "deleted" in err
     assert progress("--url", live_url, "info", job.jobid)[0] == 4  # really gone
+
+
+def test_wait_gives_up_with_the_status_its_help_names_after_max_errors(make_server):
+    """The service answers one poll (a job still running), then only 503: after --max-errors
+    failed polls in a row `wait` gives up with 69, the status its --help gives."""
+
+    def responder(params, index):
+        if index == 0:
+            return 200, {}, {"jobid": "j", "complete": False, "counts": {"running": 1}}
+        return 503, {}, {"title": "503 Service Unavailable"}
+
+    server = make_server(responder)
+    argv = ["--url", server.url, "wait", "j", "--interval", "0.1", "--max-errors", "1"]
+    code, _, err = progress(*argv)
+    assert code == UNAVAILABLE, err
+    code, out, _ = progress("wait", "--help")
+    help_text = " ".join(out.split())
+    assert f"give up (exit {UNAVAILABLE}) after N failed polls" in help_text, help_text
