@@ -50,7 +50,7 @@ def _deliver_last_report(worker: Any, timeout: float) -> None:
     down, so that a rank of a big launch never lingers (the exit flush would wait again)."""
     worker.close(0)
     flush(timeout)
-    os.environ[_sender.ENV_FLUSH_TIMEOUT] = "0"
+    _sender.set_exit_flush_timeout(0)
 
 
 def _wait_with_heartbeat(child: subprocess.Popen, worker: Any, every: float) -> int:

@@ -423,7 +423,20 @@ def queued() -> int:
     return 0 if sender is None else sender.queued()
 
 
+_exit_flush_timeout: float | None = None  # set_exit_flush_timeout(); None: the environment's
+
+
+def set_exit_flush_timeout(seconds: float | None) -> None:
+    """Bound the flush at interpreter exit to `seconds` (0: do not wait at all), for a program
+    that has already waited for its reports itself. None goes back to $PROGRESS_FLUSH_TIMEOUT,
+    else 5 s."""
+    global _exit_flush_timeout
+    _exit_flush_timeout = None if seconds is None else max(float(seconds), 0.0)
+
+
 def _exit_timeout() -> float:
+    if _exit_flush_timeout is not None:
+        return _exit_flush_timeout
     try:
         return max(float(os.environ.get(ENV_FLUSH_TIMEOUT, DEFAULT_EXIT_FLUSH)), 0.0)
     except ValueError:

@@ -13,7 +13,8 @@ import sys
 import termios
 
 import pytest
-from progress_client import Job
+from progress_client import Job, _sender
+from progress_client.cli import main
 
 from .conftest import eventually
 
@@ -218,3 +219,19 @@ def test_signals_ignored_by_nohup_and_background_stay_ignored_by_the_command(liv
         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert finish(proc)[:2] == (0, "SIGHUP SIGINT\n")
+
+
+def test_run_called_in_process_leaves_the_environment_alone(dead_url, monkeypatch):
+    """`progress run` has waited for its last report itself, so it turns the exit flush off;
+    a program calling main() must not find $PROGRESS_FLUSH_TIMEOUT changed behind its back
+    (its own children would inherit it)."""
+    monkeypatch.delenv("PROGRESS_FLUSH_TIMEOUT", raising=False)
+    before = dict(os.environ)
+    argv = ["--url", dead_url, "run", "job", "w", "--flush-timeout", "0.1", "--", "true"]
+    try:
+        assert main(argv) == 0
+        assert dict(os.environ) == before
+        assert _sender._exit_timeout() == 0  # the exit flush will not wait again
+    finally:
+        _sender.set_exit_flush_timeout(None)
+    assert _sender._exit_timeout() == _sender.DEFAULT_EXIT_FLUSH
