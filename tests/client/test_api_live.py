@@ -212,7 +212,7 @@ def test_worker_with_a_wrong_secret_is_refused_quietly(live_url, caplog):
 
 def test_create_with_expected_workers(live_url):
     job = Job.create(live_url, desc="expects 4", workers=4)
-    assert job.info["workers"] == 4
+    assert job.info["workers_expected"] == 4  # the create answer's name, as in status
     with job.worker("only one", total=1):
         pass
     assert progress_client.flush(30)
