@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from bench import big_jobs, memory, probes
+from bench import big_jobs, client_batching, memory, probes
 from bench.cpu import CpuMeter, describe
 from bench.loads import (
     Wrk,
@@ -331,6 +331,7 @@ LABELS = {
     "section_render_requests": "5 cached render",
     "section_memory": "6 redis memory",
     **big_jobs.LABELS,
+    **client_batching.LABELS,
 }
 # --only: each name selects these sections
 GROUPS = {
@@ -342,6 +343,7 @@ GROUPS = {
     "render_requests": ("section_render_requests",),
     "memory": ("section_memory",),
     "big": tuple(f.__name__ for f in big_jobs.SECTIONS),
+    "client": ("section_client",),
 }
 
 
@@ -398,6 +400,7 @@ def main() -> None:
                     section_render_requests,
                     section_memory,
                     *big_jobs.SECTIONS,
+                    client_batching.section_client,
                 ):
                     if section.__name__ in chosen:
                         _run(section, b)
