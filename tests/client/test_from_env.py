@@ -29,10 +29,13 @@ SRUN_STEP = {"SLURM_STEP_ID": "0", "SLURM_STEPID": "0", "SLURM_NTASKS": "4"}
 
 REPORT = textwrap.dedent(
     """
+    import os
     from progress_client import Job
     with Job.from_env().worker(total=3) as w:
         w.advance(2)
-    print(w.workid)
+    # One write of the whole line: print() writes the id and the newline apart, and processes
+    # started together by a shell loop would interleave them.
+    os.write(1, f"{w.workid}\\n".encode())
     """
 )
 
