@@ -399,8 +399,8 @@ def main() -> None:
                     section_latency,
                     section_render_requests,
                     section_memory,
-                    *big_jobs.SECTIONS,
                     client_batching.section_client,
+                    *big_jobs.SECTIONS,  # last: section 8's create flood fills PROGRESS_MAX_JOBS
                 ):
                     if section.__name__ in chosen:
                         _run(section, b)
