@@ -97,8 +97,11 @@ def _log_as_every_process_does(loglevel=None, **kwargs) -> None:
     alike: every line in domain.logs' format (the banner is off: the Procfile's --quiet)."""
     logs.setup(loglevel or logging.INFO)
     # billiard's pool logger does not propagate and has no handler: Python's last-resort
-    # handler would print its records ("Process ... exited with ...") bare.
-    get_multiprocessing_logger().propagate = True
+    # handler would print its records ("Process ... exited with ...", an error) bare. Its info
+    # records (each pool child's start, each shared-memory block) are noise in a service's log.
+    pool_log = get_multiprocessing_logger()
+    pool_log.propagate = True
+    pool_log.setLevel(logging.WARNING)
     for name in ("celery.worker.strategy", "celery.app.trace"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -119,3 +119,6 @@ def test_every_process_writes_only_logfmt_lines(tmp_path):
     assert any(p.get("jobid") == INJECTED and p["status"] == "400" for p in requests_logged)
     assert any(p["path"] == '/no\nsuch"path' and p["route"] == "unmatched" for p in requests_logged)
     assert not any(p["msg"] == "forged" for lines in parsed.values() for p in lines)
+    # billiard's info chatter (each pool child's start) is left out; its errors are kept.
+    pool_info = [p for lines in parsed.values() for p in lines if p["logger"] == "multiprocessing"]
+    assert all(p["level"] != "info" for p in pool_info), pool_info
