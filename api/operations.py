@@ -130,8 +130,8 @@ class Live:
 
 class Health:
     """/readyz (and /healthz): 200 when Redis takes writes, beat is sending its sweep, and
-    ingest, render and notify workers have been seen consuming lately; otherwise 503 naming the
-    process type that is missing."""
+    ingest, render and (with completion hooks on) notify workers have been seen consuming
+    lately; otherwise 503 naming the process type that is missing."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
@@ -140,13 +140,14 @@ class Health:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         now = time.time()
         stats = self.store.operational_stats([INGEST_QUEUE, RENDER_QUEUE])
+        roles = worker_roles(self.settings)
         seen = {
             role: None
             if stats.get(f"heartbeat:{role}") is None
             else round(now - stats[f"heartbeat:{role}"], 1)
-            for role in ("beat", *WORKER_ROLES)
+            for role in ("beat", *roles)
         }
-        missing = missing_processes(seen, self.settings.sweep_every)
+        missing = missing_processes(seen, self.settings.sweep_every, roles)
         allowed = heartbeat_allowance(self.settings.sweep_every)
         refusal = self.store.write_refusal(now)
         reasons = [] if refusal is None else [f"redis refuses writes: {refusal}"]
@@ -168,8 +169,10 @@ class Health:
         resp.status = falcon.HTTP_503 if reasons else falcon.HTTP_200
 
 
-# The Celery worker types; each checks in through its own queue when beat's sweep asks it to.
-WORKER_ROLES = ("ingest", "render", "notify")
+def worker_roles(settings: Settings) -> tuple[str, ...]:
+    """The Celery worker types the service needs; each checks in through its own queue when
+    beat's sweep asks it to. Notify is needed only while completion hooks are on."""
+    return ("ingest", "render", "notify") if settings.notify_allowed else ("ingest", "render")
 
 
 def heartbeat_allowance(sweep_every: float) -> float:
@@ -177,7 +180,9 @@ def heartbeat_allowance(sweep_every: float) -> float:
     return 3 * sweep_every + 10
 
 
-def missing_processes(seen: dict[str, float | None], sweep_every: float) -> list[str]:
+def missing_processes(
+    seen: dict[str, float | None], sweep_every: float, roles: tuple[str, ...]
+) -> list[str]:
     """Process types not seen lately, given seconds since each was seen (None: never).
 
     Beat's sweep is what makes the workers check in (through their own queues), so without beat
@@ -189,7 +194,7 @@ def missing_processes(seen: dict[str, float | None], sweep_every: float) -> list
 
     if absent("beat"):
         return ["beat"]
-    return [role for role in WORKER_ROLES if absent(role)]
+    return [role for role in roles if absent(role)]
 
 
 class ServiceMetrics:

@@ -212,7 +212,8 @@ class Pipeline:
         now = time.time()
         self.store.heartbeat("ingest", now)  # the sweep runs on the ingest queue
         self.broker.send(RENDER_HEARTBEAT, (), RENDER_QUEUE)
-        self.broker.send(NOTIFY_HEARTBEAT, (), NOTIFY_QUEUE)
+        if self.settings.notify_allowed:  # hooks off: no notify worker need run
+            self.broker.send(NOTIFY_HEARTBEAT, (), NOTIFY_QUEUE)
         if self.store.take_drain_flag(now, self._drain_ttl_ms):
             self.ensure_drain()
         cutoff = now - self.settings.redeliver_after

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tasks.pipeline import NOTIFY_QUEUE
+from tasks.store import STATS
 from tests.conftest import FAST
 from tests.harness import RedisServer, Service, wait_until
 
@@ -40,6 +42,32 @@ def test_livez_stays_up_while_readyz_names_the_dead_ingest(tmp_path):
         redis_server.stop()  # /livez calls nothing: it answers even without Redis
         assert health(service, "/livez") == (200, {"status": "ok"})
         assert requests.get(f"{service.url}/readyz", timeout=5).status_code == 503
+    finally:
+        service.stop()
+        redis_server.stop()
+
+
+@pytest.mark.slow
+def test_with_hooks_off_no_notify_worker_is_needed(tmp_path):
+    """Completion hooks are off by default (no PROGRESS_NOTIFY_HOSTS): a deployment that runs
+    no notify process is ready, and nothing piles up on the notify queue."""
+    redis_server = RedisServer(tmp_path / "redis").start()
+    hooks_off = {k: v for k, v in FAST.items() if k != "PROGRESS_NOTIFY_HOSTS"}
+    service = Service(redis_server.url, tmp_path / "svc", hooks_off)
+    try:
+        service.start("web", "ingest", "render", "beat")
+        status, body = wait_until(
+            lambda: (h := health(service, "/readyz"))[0] == 200 and h, 30, what="ready"
+        )
+        assert "notify" not in body["seconds_since_seen"]
+
+        def last_sweep() -> float:  # the sweep records the ingest worker's heartbeat
+            return float(redis_server.client().hget(STATS, "heartbeat:ingest") or 0)
+
+        first = last_sweep()
+        wait_until(lambda: last_sweep() >= first + 3, 30, what="three more sweeps (1 s apart)")
+        assert redis_server.client().llen(NOTIFY_QUEUE) == 0
+        assert health(service, "/readyz")[0] == 200
     finally:
         service.stop()
         redis_server.stop()

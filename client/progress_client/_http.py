@@ -177,7 +177,8 @@ def request_json(
                     return _json_body(resp, url), resp
                 if name == "delete" and resp.status_code == 404 and maybe_done:
                     return {"jobid": params.get("jobid"), "deleted": True}, resp
-                maybe_done = maybe_done or resp.status_code >= 500
+                # A 503 is the service refusing before it acts (Redis down or full): not done.
+                maybe_done = maybe_done or resp.status_code in (500, 502, 504)
                 title, description = error_detail(resp)
                 message = rejection_message(resp.status_code, title, description)
                 if kind == REJECT:

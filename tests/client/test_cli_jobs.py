@@ -214,6 +214,19 @@ def test_a_delete_whose_answer_was_lost_succeeds_on_retry(live_url, secret):
     assert progress("--url", live_url, "info", job.jobid)[0] == 4  # really gone
 
 
+def test_a_delete_refused_with_503_then_not_found_is_a_missing_job(make_server):
+    """A 503 is the service refusing before it acts (Redis down or full): the 404 of the retry
+    means the job never existed, exit 4, not a delete that worked."""
+
+    def responder(params, index):
+        if index == 0:
+            return 503, {"Retry-After": "0"}, {"title": "503 Service Unavailable"}
+        return 404, {}, {"title": "Unknown job", "description": "no job 'j'"}
+
+    code, _, err = progress("--url", make_server(responder).url, "delete", "j")
+    assert code == 4, err
+
+
 def test_wait_gives_up_with_the_status_its_help_names_after_max_errors(make_server):
     """The service answers one poll (a job still running), then only 503: after --max-errors
     failed polls in a row `wait` gives up with 69, the status its --help gives."""

@@ -173,19 +173,20 @@ def test_from_env_attaches_with_url_and_jobid(monkeypatch):
 
 def file_task(job: Job, gate: str, index: int) -> str:
     """A pool task that is one worker of its own, named after the task (the README's pattern);
-    the task that `gate` names ("5:/path") waits until that file exists."""
+    the task that `gate` names ("5:/path") waits until that file exists before it reports at
+    all, so that its worker is silent meanwhile, as one still queued in the pool would be."""
+    waits_for = gate.split(":", 1)[1] if gate.startswith(f"{index}:") else ""
+    while waits_for and not os.path.exists(waits_for):
+        time.sleep(0.05)
     with job.worker(f"file-{index}", total=1) as w:
-        waits_for = gate.split(":", 1)[1] if gate.startswith(f"{index}:") else ""
-        while waits_for and not os.path.exists(waits_for):
-            time.sleep(0.05)
         w.advance()
     return w.workid
 
 
 def test_a_pool_with_one_worker_per_task_is_complete_only_after_the_last_task(live_url, tmp_path):
     """The pattern the README gives for a pool: per-task ids and workers=N. Rows of finished
-    tasks read done, but the job is not complete while a task is still running, or waiting for
-    a pool process to start it."""
+    tasks read done, but the job is not complete while a task has not reported yet (waiting for
+    a pool process to start it)."""
     tasks = 6
     job = Job.create(live_url, desc="pool, one worker per task", workers=tasks)
     gate = tmp_path / "last task may finish"
@@ -195,6 +196,8 @@ def test_a_pool_with_one_worker_per_task_is_complete_only_after_the_last_task(li
         status = eventually(
             lambda: (s := job.status())["counts"]["done"] == tasks - 1 and s, 60, "5 tasks done"
         )
+        # Every worker that reported is done: only workers=N keeps the job from complete.
+        assert (status["workers_reported"], status["workers_silent"]) == (tasks - 1, 1), status
         assert status["complete"] is False, status
         assert status["workers_expected"] == tasks
         gate.touch()

@@ -40,6 +40,7 @@ def test_wheel_has_metadata_extra_and_py_typed(tmp_path):
     assert metadata["Requires-Python"] == ">=3.8"
     requires = metadata.get_all("Requires-Dist")
     assert any(r.startswith("requests") for r in requires)
+    assert any(r.startswith("urllib3") for r in requires)  # _http imports it
     assert any(r.startswith("tqdm") and 'extra == "tqdm"' in r for r in requires)
     assert metadata.get_all("Provides-Extra") == ["tqdm"]
     assert "Typing :: Typed" in metadata.get_all("Classifier")
