@@ -47,10 +47,12 @@ def cmd_run(args: argparse.Namespace, base_url: str) -> int:
 
 def _deliver_last_report(worker: Any, timeout: float) -> None:
     """Wait at most `timeout` seconds in all for the last report, even to a service that is
-    down, so that a rank of a big launch never lingers (the exit flush would wait again)."""
+    down, so that a rank of a big launch never lingers: when the report is still undelivered,
+    the exit flush is turned off, or it would wait again. (Delivered, the process keeps its
+    exit flush for whatever a program calling main() reports later.)"""
     worker.close(0)
-    flush(timeout)
-    _sender.set_exit_flush_timeout(0)
+    if not flush(timeout):
+        _sender.set_exit_flush_timeout(0)
 
 
 def _wait_with_heartbeat(child: subprocess.Popen, worker: Any, every: float) -> int:

@@ -235,3 +235,11 @@ def test_run_called_in_process_leaves_the_environment_alone(dead_url, monkeypatc
     finally:
         _sender.set_exit_flush_timeout(None)
     assert _sender._exit_timeout() == _sender.DEFAULT_EXIT_FLUSH
+
+
+def test_run_called_in_process_keeps_the_exit_flush_once_its_report_is_delivered(live_url):
+    """A program calling main() keeps its exit flush for what it reports later, when `run`'s
+    own last report went through."""
+    job = Job.create(live_url, desc="run in process")
+    assert main(["--url", live_url, "run", job.jobid, "w", "--", "true"]) == 0
+    assert _sender._exit_timeout() == _sender.DEFAULT_EXIT_FLUSH
