@@ -155,7 +155,11 @@ class Service:
                 start_new_session=True,  # its own process group: stop it and its children by PID
             )
         if "web" in self.procs and (not names or "web" in names):
-            wait_until(self._answers, self.start_timeout, what="the web process to answer")
+            try:
+                wait_until(self._answers, self.start_timeout, what="the web process to answer")
+            except AssertionError:  # a fixture that fails here never reaches its teardown
+                self.stop()
+                raise
         return self
 
     def _answers(self) -> bool:
