@@ -78,13 +78,23 @@ class Resource:
         raise NotImplementedError
 
 
-class Create(Resource):
+class JobLifecycle(Resource):
+    """Create and delete: they change a job through the pipeline, and drop the chart this web
+    process keeps of it (ChartCache), so that the change shows at once on this connection."""
+
     def __init__(
         self, store: Store, settings: Settings, pipeline: Pipeline, charts: ChartCache
     ) -> None:
         super().__init__(store, settings)
         self.pipeline = pipeline
         self.charts = charts
+
+
+class Create(JobLifecycle):
+    def __init__(
+        self, store: Store, settings: Settings, pipeline: Pipeline, charts: ChartCache
+    ) -> None:
+        super().__init__(store, settings, pipeline, charts)
         self.limiter = RateLimiter(
             settings.create_rate_limit,
             burst=30 * settings.create_rate_limit,
@@ -118,15 +128,8 @@ class Create(Resource):
         }
 
 
-class Delete(Resource):
+class Delete(JobLifecycle):
     """Delete a job now, with all it holds; with its secret if it has one. HTTP DELETE too."""
-
-    def __init__(
-        self, store: Store, settings: Settings, pipeline: Pipeline, charts: ChartCache
-    ) -> None:
-        super().__init__(store, settings)
-        self.pipeline = pipeline
-        self.charts = charts
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.on_get(req, resp)
