@@ -578,6 +578,7 @@ def _job_info(reply: list, now: float) -> JobInfo:
     values, workers, stale, _fresh_blocked, finish_at = reply
     (jobid, desc, created, maxage, incarnation, version, running, done, failed, pct_sum, last,
      expected) = values  # fmt: skip
+    expected = int(expected) if expected else None
     summary = indexed_summary(
         workers=workers,
         running=int(running or 0),
@@ -588,7 +589,7 @@ def _job_info(reply: list, now: float) -> JobInfo:
         last_update=float(last) if last else None,
         finish_at=float(finish_at) if finish_at else None,
         now=now,
-        expected=int(expected) if expected else None,
+        expected=expected,
     )
     return JobInfo(
         jobid=jobid.decode(),
@@ -599,7 +600,7 @@ def _job_info(reply: list, now: float) -> JobInfo:
         version=int(version),
         workers=workers,
         summary=summary,
-        expected=int(expected) if expected else None,
+        expected=expected,
     )
 
 
