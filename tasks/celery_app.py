@@ -12,6 +12,7 @@ from kombu import Queue
 from domain import logs
 from tasks import runtime
 from tasks.pipeline import INGEST_QUEUE, NOTIFY_QUEUE, RENDER_QUEUE
+from tasks.redis_address import sentinel_transport_options
 from tasks.settings import Settings
 
 SWEEP_ENTRY = "resend-lost-work"  # beat's sweep; tasks.beat records when it sends it
@@ -33,9 +34,15 @@ def celery_config(settings: Settings) -> dict:
             # A message a killed worker held goes back to the queue after this long (kombu's
             # default is an hour), for any message our own records do not cover.
             "visibility_timeout": 60,
-            "socket_timeout": settings.redis_timeout,
+            # Well above the slowest script's run time: a reply cut off by a timeout while
+            # Redis is busy elsewhere loses kombu's fetch or ack, and can leave the worker
+            # consuming nothing (celery/celery#10205).
+            "socket_timeout": settings.broker_socket_timeout,
             "socket_connect_timeout": settings.redis_timeout,
             "retry_on_timeout": False,
+            **sentinel_transport_options(
+                settings.redis_url, settings.sentinel_password, settings.redis_timeout
+            ),
         },
         task_serializer="json",
         accept_content=["json"],

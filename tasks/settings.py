@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from tasks.redis_address import broker_url, sentinel_address
+
 ONE_WEEK = 7 * 24 * 3600
 
 
@@ -56,6 +58,14 @@ class Settings:
     create_rate_limit: float = 2.0  # creates per second per client address (burst 60); 0 = off
     redis_maxmemory: str = "2gb"  # the embedded Redis's limit (make run without REDIS_URL)
     redis_timeout: float = 1.0  # every Redis call gives up after this, so callers get a 503
+    # The Celery workers' own connections wait longer: a slow script elsewhere must not cut
+    # them off mid-reply (a lost ack or fetch there can leave a worker consuming nothing).
+    broker_socket_timeout: float = 30.0
+    sentinel_password: str = ""  # for sentinels that require their own (REDIS_URL redis+sentinel)
+    # Answer an update, create or delete only once this many replicas have it (Redis WAIT), so
+    # a failover loses nothing acknowledged; not reached within min_replicas_timeout: 503.
+    min_replicas: int = 0
+    min_replicas_timeout: float = 0.5  # seconds; kept below redis_timeout
     list_jobs: bool = True
     update_rate_limit: float = 0.0  # updates per second per client address; 0 = no limit
     notify_hosts: str = ""  # comma-separated hosts (host or host:port) create's notify may call
@@ -72,10 +82,7 @@ class Settings:
     @property
     def broker_url(self) -> str:
         """Celery's spelling of the same Redis."""
-        if self.redis_url.startswith("unix://"):
-            path, _, query = self.redis_url[len("unix://") :].partition("?")
-            return f"redis+socket://{path}" + (f"?{query}" if query else "")
-        return self.redis_url
+        return broker_url(self.redis_url)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
@@ -90,7 +97,19 @@ class Settings:
                 continue
             values[f.name] = _parse(raw, f.default)
         values.update(overrides)
-        return cls(**values)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, naming the variable (ValueError)."""
+        sentinel_address(self.redis_url)  # raises for a URL of no known kind
+        if self.min_replicas < 0:
+            raise ValueError("PROGRESS_MIN_REPLICAS must be 0 or more")
+        if not 0 < self.min_replicas_timeout < self.redis_timeout:
+            raise ValueError(
+                "PROGRESS_MIN_REPLICAS_TIMEOUT must be above 0 and below PROGRESS_REDIS_TIMEOUT"
+            )
 
 
 def _parse(raw: str, default):

@@ -39,19 +39,23 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
 class RedisServer:
     """A private redis-server with its data in `data_dir`, append-only file on."""
 
-    def __init__(self, data_dir: Path, unix_socket: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, unix_socket: bool = False, extra_args: tuple[str, ...] = ()
+    ) -> None:
         """With unix_socket, clients are given the socket's URL (as `make run`'s embedded Redis
-        does); the TCP port stays open too."""
+        does); the TCP port stays open too. `extra_args` go to redis-server after ours (e.g.
+        "--replicaof", or "--enable-debug-command", "local")."""
         self.data_dir = data_dir
         self.port = free_port()
         self.socket = data_dir / "redis.sock" if unix_socket else None
         self.url = f"unix://{self.socket}" if self.socket else f"redis://127.0.0.1:{self.port}/0"
+        self.extra_args = list(extra_args)
         self.proc: subprocess.Popen | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            server_args(self.data_dir, self.socket, self.port),
+            [*server_args(self.data_dir, self.socket, self.port), *self.extra_args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -71,6 +75,110 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=2)
+
+
+class SentinelGroup:
+    """A master, `replicas` replicas and `sentinels` sentinels (redis-server --sentinel), each on
+    a free loopback port of its own, with their files in `data_dir`. The sentinels agree that
+    the master is down after `down_after_ms` of silence, and fail over to a replica."""
+
+    MASTER_NAME = "progress"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        replicas: int = 1,
+        sentinels: int = 3,
+        down_after_ms: int = 1000,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.data_dir = data_dir
+        self.down_after_ms = down_after_ms
+        self.servers = [
+            RedisServer(data_dir / f"redis-{n}", extra_args=extra_args) for n in range(1 + replicas)
+        ]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.sentinel_procs: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.MASTER_NAME}/0"
+
+    def start(self) -> SentinelGroup:
+        first, *others = self.servers
+        first.start()
+        for replica in others:
+            replica.extra_args += ["--replicaof", "127.0.0.1", str(first.port)]
+            replica.start()
+        for replica in others:
+            wait_until(lambda r=replica: _linked(r.client()), 20, what="a replica to sync")
+        for n, port in enumerate(self.sentinel_ports):
+            folder = self.data_dir / f"sentinel-{n}"
+            folder.mkdir(parents=True, exist_ok=True)
+            config = folder / "sentinel.conf"  # a sentinel rewrites its own config file
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+                f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {first.port} "
+                f"{len(self.sentinel_ports) // 2 + 1}\n"
+                f"sentinel down-after-milliseconds {self.MASTER_NAME} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.MASTER_NAME} 10000\n"
+                f"sentinel parallel-syncs {self.MASTER_NAME} 1\n"
+            )
+            self.sentinel_procs.append(
+                subprocess.Popen(
+                    [server_args(folder, None)[0], str(config), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        wait_until(
+            lambda: all(self._sees_replicas(port) for port in self.sentinel_ports),
+            30,
+            what="every sentinel to see the master and its replicas",
+        )
+        return self
+
+    def sentinel(self, port: int) -> redis.Redis:
+        return redis.Redis("127.0.0.1", port, socket_timeout=2)
+
+    def master_port(self) -> int | None:
+        """The master's port as the first sentinel that answers names it."""
+        for port in self.sentinel_ports:
+            try:
+                return int(
+                    self.sentinel(port).sentinel_get_master_addr_by_name(self.MASTER_NAME)[1]
+                )
+            except (redis.RedisError, TypeError):
+                continue
+        return None
+
+    def master(self) -> RedisServer:
+        port = self.master_port()
+        return next(s for s in self.servers if s.port == port)
+
+    def _sees_replicas(self, port: int) -> bool:
+        try:
+            replicas = self.sentinel(port).sentinel_slaves(self.MASTER_NAME)
+        except redis.RedisError:
+            return False
+        return len(replicas) == len(self.servers) - 1
+
+    def stop(self) -> None:
+        for proc in self.sentinel_procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        self.sentinel_procs = []
+        for server in self.servers:
+            server.stop()
+
+
+def _linked(client: redis.Redis) -> bool:
+    try:
+        return client.info("replication").get("master_link_status") == "up"
+    except redis.RedisError:
+        return False
 
 
 def _pings(client: redis.Redis) -> bool:
