@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from datetime import UTC, datetime
 
 import falcon
 import redis
 
 from api import operations, pages, resources
 from api.chart_cache import ChartCache
-from tasks.pipeline import Pipeline
+from tasks.identity import IdentityGuard, StoreMismatch
+from tasks.pipeline import Pipeline, ReplicasBehind
 from tasks.runtime import build_pipeline, connect
 from tasks.settings import Settings
 from tasks.store import Store, write_refusal
@@ -53,8 +56,8 @@ def create_app(
         "/progress/static/{name}": pages.StaticFiles(),
         "/openapi.json": resources.OpenAPI(settings),
         "/livez": operations.Live(),
-        "/readyz": operations.Health(store, settings),
-        "/healthz": operations.Health(store, settings),  # the older name of /readyz
+        "/readyz": operations.Health(store, settings, pipeline.identity),
+        "/healthz": operations.Health(store, settings, pipeline.identity),  # /readyz's old name
         "/metrics": operations.Metrics(store),
     }
     for path, resource in routes.items():
@@ -62,10 +65,12 @@ def create_app(
     # First, so that every more specific handler (HTTPError's too) wins: Falcon picks the
     # handler of the nearest class in the exception's MRO.
     app.add_error_handler(Exception, _unexpected_error)
-    app.add_error_handler(resources.JobNotFound, _job_not_found)
+    app.add_error_handler(resources.JobNotFound, _job_not_found(pipeline.identity))
     app.add_error_handler(resources.WrongSecret, _wrong_secret)
     app.add_error_handler(BACKEND_ERRORS, _backend_unavailable)
     app.add_error_handler(redis.exceptions.ResponseError, _backend_refuses)
+    app.add_error_handler(StoreMismatch, _other_store)
+    app.add_error_handler(ReplicasBehind, _replicas_behind)
     return app
 
 
@@ -77,10 +82,35 @@ def _unexpected_error(req, resp, exc: Exception, params) -> None:
     raise falcon.HTTPInternalServerError()
 
 
-def _job_not_found(req, resp, exc: resources.JobNotFound, params) -> None:
-    raise falcon.HTTPNotFound(
-        title="Unknown job",
-        description=f"there is no job with jobid {exc.jobid!r} (never created, or expired)",
+def _job_not_found(identity: IdentityGuard):
+    def handle(req, resp, exc: resources.JobNotFound, params) -> None:
+        """Also says so when the store lost its data: the job may be unknown for that reason
+        rather than a wrong id (tasks/identity.py)."""
+        description = f"there is no job with jobid {exc.jobid!r} (never created, or expired)"
+        try:
+            reset_at = identity.check(time.time()).reset_at
+        except redis.exceptions.RedisError:
+            reset_at = None
+        if reset_at is not None:
+            when = datetime.fromtimestamp(reset_at, UTC).isoformat(timespec="seconds")
+            description += (
+                f"; the progress store lost its data and was started afresh at {when}: "
+                "jobs created before then are gone and must be created again"
+            )
+        raise falcon.HTTPNotFound(title="Unknown job", description=description)
+
+    return handle
+
+
+def _other_store(req, resp, exc: StoreMismatch, params) -> None:
+    raise falcon.HTTPServiceUnavailable(description=str(exc), retry_after=30)
+
+
+def _replicas_behind(req, resp, exc: ReplicasBehind, params) -> None:
+    raise falcon.HTTPServiceUnavailable(
+        description=f"the request was taken but is not yet safe from a failover ({exc}; "
+        "PROGRESS_MIN_REPLICAS): send it again shortly (a repeated update does no harm)",
+        retry_after=1,
     )
 
 

@@ -22,6 +22,7 @@ from prometheus_client.core import (
 )
 
 from domain import logs
+from tasks.identity import IdentityGuard, StoreMismatch
 from tasks.pipeline import INGEST_QUEUE, NOTIFY_QUEUE, RENDER_QUEUE
 from tasks.settings import Settings
 from tasks.store import LATENCY_BUCKETS, Store
@@ -133,12 +134,14 @@ class Health:
     ingest, render and (with completion hooks on) notify workers have been seen consuming
     lately; otherwise 503 naming the process type that is missing."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, identity: IdentityGuard) -> None:
         self.store = store
         self.settings = settings
+        self.identity = identity
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         now = time.time()
+        store, store_problem = self._store(now)
         stats = self.store.operational_stats([INGEST_QUEUE, RENDER_QUEUE])
         roles = worker_roles(self.settings)
         seen = {
@@ -151,6 +154,7 @@ class Health:
         allowed = heartbeat_allowance(self.settings.sweep_every)
         refusal = self.store.write_refusal(now)
         reasons = [] if refusal is None else [f"redis refuses writes: {refusal}"]
+        reasons += [store_problem] if store_problem else []
         reasons += [
             f"beat has not sent its sweep in the last {allowed:g} s (is the beat process running?)"
             if role == "beat"
@@ -163,10 +167,24 @@ class Health:
             "missing": missing,
             "reasons": reasons,
             "redis": "ok" if refusal is None else "refuses writes",
+            "store": store,
             "seconds_since_seen": seen,
             "pending_updates": stats["queue:inbox"],
         }
         resp.status = falcon.HTTP_503 if reasons else falcon.HTTP_200
+
+    def _store(self, now: float) -> tuple[dict, str | None]:
+        """The store's identity as this process knows it, and what is wrong with it if anything
+        (another store than this process's). A reset is reported, not a reason to be unready:
+        the service works on the new store, and unknown jobs' answers name the reset."""
+        try:
+            found = self.identity.check(now)
+        except StoreMismatch as exc:
+            return {"identity": exc.found.id, "matches": False}, str(exc)
+        store = {"identity": found.id, "created": found.created, "matches": True}
+        if found.reset_at is not None:
+            store.update(reset_at=found.reset_at, lost_identity=found.previous)
+        return store, None
 
 
 def worker_roles(settings: Settings) -> tuple[str, ...]:

@@ -30,11 +30,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from domain.model import (
     STATE_CODES,
+    AcceptOutcome,
     CreateOutcome,
     DeleteOutcome,
     WorkerColumns,
@@ -42,6 +44,7 @@ from domain.model import (
     chart_etag,
 )
 from tasks.broker import Broker
+from tasks.identity import IdentityGuard, StoreIdentityChanged
 from tasks.settings import Settings
 from tasks.store import AcceptLimits, AppliedBatch, Store, Update, encode_row
 
@@ -63,6 +66,17 @@ GATHER_SECONDS = 0.01
 
 STALE = STATE_CODES[WorkerState.STALE]
 Draw = Callable[..., bytes]  # renderer.chart.render_png
+T = TypeVar("T")
+
+
+class ReplicasBehind(Exception):
+    """Fewer replicas than PROGRESS_MIN_REPLICAS confirmed a write in time. The write stands on
+    the master (and a retry of it is harmless: the newer state wins), but it is not yet safe
+    from a failover."""
+
+    def __init__(self, confirmed: int, needed: int, timeout: float) -> None:
+        super().__init__(f"{confirmed} of {needed} replicas confirmed it within {timeout:g} s")
+        self.confirmed, self.needed = confirmed, needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +97,7 @@ class Pipeline:
         self.store = store
         self.broker = broker
         self.settings = settings
+        self.identity = IdentityGuard(store)
         self._drain_ttl_ms = int(settings.redeliver_after * 1000)
         self._limits = AcceptLimits(
             settings.max_workers_per_job, settings.max_inbox, settings.max_worker_rows
@@ -97,11 +112,15 @@ class Pipeline:
             Update(r.jobid, r.workid, encode_row(r.current, r.total, r.ok, r.desc), r.secret)
             for r in reports
         ]
-        outcomes, drain_due = self.store.accept_updates(
-            updates, time.time(), self._limits, self._drain_ttl_ms, all_or_nothing
+        now = time.time()
+        outcomes, drain_due = self._in_known_store(
+            lambda identity: self.store.accept_updates(
+                updates, now, self._limits, self._drain_ttl_ms, all_or_nothing, identity
+            )
         )
         if drain_due:
             self.ensure_drain()
+        self._replicated(any(o == AcceptOutcome.ACCEPTED for o in outcomes))
         return outcomes
 
     def create_job(
@@ -116,23 +135,49 @@ class Pipeline:
         """(Re)create a job: one script, no task. Its chart is a placeholder until the first
         update makes a render due. Returns the outcome and the time of creation."""
         now = time.time()
-        outcome = self.store.create_job(
-            jobid,
-            desc,
-            maxage,
-            now,
-            secrets.token_hex(8),
-            secret,
-            notify,
-            self.settings.max_jobs,
-            expected,
+        incarnation = secrets.token_hex(8)
+        outcome = self._in_known_store(
+            lambda identity: self.store.create_job(
+                jobid,
+                desc,
+                maxage,
+                now,
+                incarnation,
+                secret,
+                notify,
+                self.settings.max_jobs,
+                expected,
+                identity,
+            )
         )
+        self._replicated(outcome == CreateOutcome.CREATED)
         return outcome, now
 
     def delete_job(self, jobid: str, secret: str = "") -> DeleteOutcome:
         """Delete a job now: one script, no task (see the module's docstring for what becomes
         of its queued updates and of a render under way)."""
-        return self.store.delete_job(jobid, secret)
+        outcome = self.store.delete_job(jobid, secret)
+        self._replicated(outcome == DeleteOutcome.DELETED)
+        return outcome
+
+    def _in_known_store(self, write: Callable[[str], T]) -> T:
+        """Run `write(identity)`, a script that writes only to the store this process knows
+        (tasks/identity.py); if the store's identity changed, look again and retry once: a store
+        that was reset is adopted, another store raises StoreMismatch."""
+        try:
+            return write(self.identity.expected_id(time.time()))
+        except StoreIdentityChanged:
+            return write(self.identity.check(time.time()).id)
+
+    def _replicated(self, wrote: bool) -> None:
+        """With PROGRESS_MIN_REPLICAS, return only once that many replicas have what this
+        thread wrote, so a failover cannot lose it; ReplicasBehind if they do not in time."""
+        needed = self.settings.min_replicas
+        if not wrote or not needed:
+            return
+        confirmed = self.store.wait_for_replicas(needed, self.settings.min_replicas_timeout)
+        if confirmed < needed:
+            raise ReplicasBehind(confirmed, needed, self.settings.min_replicas_timeout)
 
     def ensure_drain(self) -> None:
         """Queue a drain. Called only by whoever took the drain flag, so at most one drain is

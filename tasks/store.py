@@ -25,6 +25,8 @@ of a job shares the hash tag {T}):
   progress:render:later  zset   T -> time a running worker turns stale, so the chart must change
   progress:stats         hash   service-wide counters and latency histograms (see metrics)
   progress:notify:key    string the completion hook's signing key when PROGRESS_NOTIFY_KEY is empty
+  progress:store         hash   the store's identity: id, created; previous, reset_at after a
+                                reset (tasks/identity.py)
 The global keys make multi-job operations cheap; a Redis Cluster would need them split per slot.
 """
 
@@ -57,6 +59,7 @@ from domain.model import (
     natural_key,
     stored_letter,
 )
+from tasks.identity import Identity, StoreIdentityChanged
 
 EXPIRY = "progress:jobs:expiry"
 RECENT = "progress:jobs:recent"
@@ -69,6 +72,7 @@ RENDER_LATER = "progress:render:later"
 STATS = "progress:stats"
 LAST_STAMP = "progress:stamp"
 NOTIFY_KEY = "progress:notify:key"
+IDENTITY = "progress:store"
 # A worker's packed bar (apply.lua): what the chart draws of it, in 13 bytes.
 BAR = np.dtype([("percent", "<f4"), ("updated", "<f8"), ("state", "S1")])
 # Jobs up to this many workers are read for their charts with their full rows: the chart
@@ -81,6 +85,7 @@ ETA_PROBE = 64  # entries of a job's ETA index looked through for one not stale
 FULL = 0.95  # of maxmemory: writes large enough to matter start to be refused
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STAMP_DIGITS = 17  # microseconds since 1970, zero-padded, so rows compare as strings
+STORE_CHANGED = "STORE_CHANGED"  # the error a script answers when the identity is not the one given
 
 
 @functools.lru_cache(maxsize=4096)
@@ -204,7 +209,7 @@ class Store:
         self._begin_render, self._finish_render = script("begin_render"), script("finish_render")
         self._expire, self._wake = script("expire"), script("wake")
         self._claim_overdue, self._summary = script("claim_overdue"), script("summary")
-        self._delete = script("delete")
+        self._delete, self._identity = script("delete"), script("identity")
 
     def _own_connection(self) -> Redis:
         """This thread's own connection, for the per-request calls: taking one from the pool
@@ -228,13 +233,17 @@ class Store:
         notify: str = "",
         max_jobs: int = 10**9,
         expected: int | None = None,
+        identity: str = "",
     ) -> CreateOutcome:
-        """(Re)create a job with no workers, expecting `expected` of them if given. Updates
-        queued for an earlier incarnation of the same id are dropped when applied."""
+        """(Re)create a job with no workers, expecting `expected` of them if given, in the store
+        whose identity is `identity` if one is given (else StoreIdentityChanged). Updates queued
+        for an earlier incarnation of the same id are dropped when applied."""
         tag = job_tag(jobid)
-        outcome = self._create(
-            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, *_index_keys(tag)],
+        outcome = self._guarded(
+            self._create,
+            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, IDENTITY, *_index_keys(tag)],
             args=[
+                identity,
                 tag,
                 jobid,
                 desc,
@@ -250,6 +259,16 @@ class Store:
         )
         return CreateOutcome(outcome)
 
+    def _guarded(self, script, keys: list, args: list):
+        """Run a script that checks the store's identity first, on this thread's connection
+        (the one a following WAIT covers)."""
+        try:
+            return script(keys=keys, args=args, client=self._own_connection())
+        except ResponseError as exc:
+            if str(exc).startswith(STORE_CHANGED):
+                raise StoreIdentityChanged() from None
+            raise
+
     def delete_job(self, jobid: str, secret: str = "") -> DeleteOutcome:
         """Delete a job and every key of it at once, if `secret` is its secret (or it has
         none). Its queued updates are dropped when applied, as for a re-created job."""
@@ -259,6 +278,7 @@ class Store:
         outcome = self._delete(
             keys=[STATS, meta, workers, *global_sets, *_all_keys(tag)],
             args=[tag, secret_digest(jobid, secret), len(global_sets)],
+            client=self._own_connection(),
         )
         return DeleteOutcome(outcome)
 
@@ -355,21 +375,40 @@ class Store:
         limits: AcceptLimits,
         drain_ttl_ms: int,
         all_or_nothing: bool = False,
+        identity: str = "",
     ) -> tuple[list[int], bool]:
-        """Append updates to the inbox, durably. Returns per update an AcceptOutcome, and
-        whether a drain must be queued now (this call took the drain flag)."""
-        keys: list[str] = [INBOX, DRAIN_FLAG, LAST_STAMP, STATS]
+        """Append updates to the inbox, durably, in the store whose identity is `identity` (else
+        StoreIdentityChanged). Returns per update an AcceptOutcome, and whether a drain must be
+        queued now (this call took the drain flag)."""
+        keys: list[str] = [INBOX, DRAIN_FLAG, LAST_STAMP, STATS, IDENTITY]
         job_index: dict[str, int] = {}
         args: list = [repr(now), limits.workers_per_job, drain_ttl_ms, int(all_or_nothing)]
-        args += [limits.inbox, limits.worker_rows]
+        args += [limits.inbox, limits.worker_rows, identity]
         for u in updates:
             tag = job_tag(u.jobid)
             if tag not in job_index:
                 job_index[tag] = len(job_index) + 1
                 keys += _keys(tag)[:2]
             args += [job_index[tag], tag, u.workid, u.row, secret_digest(u.jobid, u.secret)]
-        *outcomes, drain_due = self._accept(keys=keys, args=args, client=self._own_connection())
+        *outcomes, drain_due = self._guarded(self._accept, keys, args)
         return outcomes, bool(drain_due)
+
+    def wait_for_replicas(self, replicas: int, timeout: float) -> int:
+        """Block until `replicas` replicas have every write this thread made (Redis WAIT), for
+        at most `timeout` seconds. Returns how many have them."""
+        return int(self._own_connection().execute_command("WAIT", replicas, int(timeout * 1000)))
+
+    def identity(self, new_id: str, now: float, previous: str) -> Identity:
+        """The store's identity; if it has none, it is given `new_id`, recording the reset of
+        `previous` if that is not ''. Reads first, so that a read-only replica answers too."""
+        fields = self.redis.hgetall(IDENTITY)
+        if not fields:
+            fields = _pairs(self._identity(keys=[IDENTITY], args=[new_id, repr(now), previous]))
+        return _identity(fields)
+
+    def stored_identity(self) -> Identity | None:
+        fields = self.redis.hgetall(IDENTITY)
+        return _identity(fields) if fields else None
 
     def claim_inbox(
         self, batch_id: str, now: float, limit: int, drain_ttl_ms: int
@@ -572,6 +611,16 @@ class Store:
 
 def _pairs(flat: list) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2]))
+
+
+def _identity(fields: dict[bytes, bytes]) -> Identity:
+    reset_at = fields.get(b"reset_at")
+    return Identity(
+        id=fields[b"id"].decode(),
+        created=float(fields[b"created"]),
+        previous=fields.get(b"previous", b"").decode(),
+        reset_at=float(reset_at) if reset_at else None,
+    )
 
 
 def _job_info(reply: list, now: float) -> JobInfo:

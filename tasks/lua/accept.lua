@@ -3,17 +3,22 @@
 -- order in which updates win) comes from Redis's clock, made strictly increasing: no web
 -- host's clock, stepped back or skewed, can let an older update overwrite a newer one.
 -- KEYS[1] inbox   KEYS[2] drain flag   KEYS[3] last stamp given
--- KEYS[2j+3], KEYS[2j+4]  meta and workers of the j-th job named in ARGV (j = 1, 2, ...)
--- KEYS[4] stats (the count of worker rows of all jobs)
+-- KEYS[4] stats (the count of worker rows of all jobs)   KEYS[5] the store's identity
+-- KEYS[2j+4], KEYS[2j+5]  meta and workers of the j-th job named in ARGV (j = 1, 2, ...)
 -- ARGV: now, max_workers, drain_ttl_ms, all_or_nothing ('1' or '0'), max_inbox,
---       max_worker_rows, then per update:
+--       max_worker_rows, the store's identity as the caller knows it ('' not to check), then
+--       per update:
 --       job index j, tag, workid, row without its stamp (tasks.store.encode_row), secret digest
--- Returns per update an outcome (domain.model.AcceptOutcome), then 1 if a drain must be queued.
+-- Returns per update an outcome (domain.model.AcceptOutcome), then 1 if a drain must be queued;
+-- an error STORE_CHANGED, writing nothing, if the store's identity is not the one given.
 --- @include "secret_matches"
 --- @include "take_drain_flag"
 local UNKNOWN_JOB, ACCEPTED, TOO_MANY_WORKERS, WRONG_SECRET, BACKLOG, STORAGE_FULL =
   0, 1, 2, 3, 4, 5
 local inbox, drain_flag, last_stamp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[5], 'id') ~= ARGV[7] then
+  return redis.error_reply('STORE_CHANGED the store is not the one the caller knows')
+end
 local now, max_workers, drain_ttl_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local all_or_nothing = ARGV[4] == '1'
 local max_inbox, max_worker_rows = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -22,10 +27,10 @@ local rows = tonumber(redis.call('HGET', stats, 'workers') or '0')
 
 local outcomes, entries, jobs = {}, {}, {}
 local refused = false
-for i = 7, #ARGV, 5 do
+for i = 8, #ARGV, 5 do
   local j, tag, workid, row, secret = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
                                       ARGV[i + 4]
-  local meta_key, workers_key = KEYS[2 * j + 3], KEYS[2 * j + 4]
+  local meta_key, workers_key = KEYS[2 * j + 4], KEYS[2 * j + 5]
   local job = jobs[j]
   if job == nil then
     local meta = redis.call('HMGET', meta_key, 'incarnation', 'secret')
