@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test bench lint format install clean
+.PHONY: run test test-fast bench lint format install clean
 
 $(STAMP): pyproject.toml $(wildcard client/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +17,26 @@ $(STAMP): pyproject.toml $(wildcard client/pyproject.toml)
 install: $(STAMP)
 
 # Everything in the Procfile; with REDIS_URL set, that Redis instead of the embedded one.
-# honcho gives the first process type (web) the port -p names.
+# honcho gives the first process type (web) the port -p names. honcho stops every process once
+# one exits, so IN_VENV_RESPAWN has bin/in-venv start an exited process again instead.
 PORT ?= 8000
 run: $(STAMP)
 	if [ -n "$$REDIS_URL" ]; then \
-	  $(BIN)/honcho start -p $(PORT) web ingest render notify beat; \
+	  IN_VENV_RESPAWN=1 $(BIN)/honcho start -p $(PORT) web ingest render notify beat; \
 	else \
-	  REDIS_URL="unix://$(CURDIR)/var/redis.sock" $(BIN)/honcho start -p $(PORT); \
+	  REDIS_URL="unix://$(CURDIR)/var/redis.sock" IN_VENV_RESPAWN=1 $(BIN)/honcho start -p $(PORT); \
 	fi
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The in-process logic tests (each against a throwaway Redis, no service processes): under a
+# minute, for the edit-test loop. `make test` runs them too, with everything else.
+FAST_TESTS := $(addprefix tests/test_,api_validation embedded_redis full_redis job_index limits \
+  metrics parameters pipeline_decisions rate_limit redis_address renderer response_safety secret \
+  store store_identity summary)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(addsuffix .py,$(FAST_TESTS)) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
