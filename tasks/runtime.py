@@ -9,7 +9,7 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from tasks.broker import Broker
 from tasks.pipeline import Pipeline
@@ -42,9 +42,9 @@ def connect(settings: Settings) -> Redis:
 
     A broken connection (Redis restarted) is retried once at once on a new one; a timeout is
     not retried (redis-py's default, ten retries, would hold a request for ten timeouts).
-    Behind Sentinel every new connection asks the sentinels for the master, and one to a master
-    that became a replica is dropped on its first READONLY reply, so a promotion is followed on
-    the next call."""
+    Behind Sentinel every connection asks the sentinels for the master whenever it connects
+    (MasterConnection), and one to a master that became a replica is dropped on its first
+    READONLY reply, so a promotion is followed on the next call."""
     options = dict(
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
@@ -63,8 +63,25 @@ def connect(settings: Settings) -> Redis:
     return sentinels.master_for(
         address.master_name,
         redis_class=Redis,
+        connection_class=MasterConnection,
         db=address.db,
         username=address.username,
         password=address.password,
         **options,
     )
+
+
+class MasterConnection(SentinelManagedConnection):
+    """A connection to the master that asks the sentinels where it is every time it connects.
+
+    redis-py's own (SentinelManagedConnection) asks only when a pool hands it out; a dropped
+    connection that is used again (the retry after an error; every call of a client holding
+    one connection, as Store's per-thread clients do) reconnects in connect_check_health
+    (redis-py 8.1) to the address it had. After a failover that is the old master:
+    refused while it is down, and served, empty, once it is restarted. (A connection the pool
+    hands out asks twice, once here: one more round trip to a sentinel per new connection.)"""
+
+    def connect_check_health(self, *args, **kwargs) -> None:
+        if self._sock is None and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(*args, **kwargs)

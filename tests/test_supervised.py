@@ -56,7 +56,9 @@ class Supervised:
     """supervisord started from the clone's deploy/supervisord.conf, with an environment of
     nothing but REDIS_URL, PORT, PATH and a few PROGRESS_* settings (shorter intervals)."""
 
-    def __init__(self, clone: Path, redis_url: str, workdir: Path) -> None:
+    def __init__(
+        self, clone: Path, redis_url: str, workdir: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.clone = clone
         self.conf = clone / "deploy" / "supervisord.conf"
         self.port = free_port()
@@ -69,6 +71,7 @@ class Supervised:
             "PROGRESS_SWEEP_EVERY": "1",
             "PROGRESS_REDELIVER_AFTER": "5",
             "PROGRESS_RENDER_INTERVAL": "0.5",
+            **(extra_env or {}),
         }
         self.log_path = workdir / "supervisord.log"
         # Appending, as the processes' lines reach this file through other file descriptions
