@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import falcon
 import redis
+from redis.sentinel import MasterNotFoundError
 
 from api import operations, pages, resources
 from api.chart_cache import ChartCache
@@ -122,8 +123,11 @@ def _wrong_secret(req, resp, exc: resources.WrongSecret, params) -> None:
 
 
 def _backend_unavailable(req, resp, exc, params) -> None:
+    what = "unreachable"
+    if isinstance(exc, MasterNotFoundError):  # Sentinel: between a master's loss and promotion
+        what = "without a master (the sentinels name none: a failover may be under way)"
     raise falcon.HTTPServiceUnavailable(
-        description="the progress store is unreachable; try again shortly", retry_after=2
+        description=f"the progress store is {what}; try again shortly", retry_after=2
     )
 
 
