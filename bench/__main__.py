@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from bench import big_jobs, client_batching, memory, probes
+from bench import big_jobs, client_batching, memory, probes, replicas
 from bench.cpu import CpuMeter, describe
 from bench.loads import (
     Wrk,
@@ -332,6 +332,7 @@ LABELS = {
     "section_memory": "6 redis memory",
     **big_jobs.LABELS,
     **client_batching.LABELS,
+    **replicas.LABELS,
 }
 # --only: each name selects these sections
 GROUPS = {
@@ -344,6 +345,7 @@ GROUPS = {
     "memory": ("section_memory",),
     "big": tuple(f.__name__ for f in big_jobs.SECTIONS),
     "client": ("section_client",),
+    "replicas": ("section_replicas",),  # its own master, replica and services
 }
 
 
@@ -410,6 +412,8 @@ def main() -> None:
                         report.note(f"{name}.log has {errors} traceback(s)")
             finally:
                 service.stop()
+            if "section_replicas" in chosen:  # after the shared service has stopped
+                _run(replicas.section_replicas, report, workdir, args.seconds)
         finally:
             redis.stop()
     report.note(f"total bench time {time.monotonic() - started:.0f} s; load avg {load_average()}")

@@ -76,7 +76,7 @@ class Report:
 
     def ordered(self) -> list[Row]:
         """By section number; within a section, in the order measured."""
-        return sorted(self.rows, key=lambda r: r.section.split(" ", 1)[0])
+        return sorted(self.rows, key=lambda r: r.section.split(" ", 1)[0].rjust(4))  # 10 after 9
 
     def note(self, text: str) -> None:
         self.notes.append(text)
