@@ -368,8 +368,24 @@ def kill_master_under(group: SentinelGroup, url: str, jobid: str) -> tuple[Failo
     wrong = [a for a in answers if a.status not in (202, 503)]
     assert not wrong, wrong[:5]
     last = last_refusal(answers, failover.killed)
-    assert last is None or last.done - failover.promoted < PROMOTED_TO_SERVING, last
+    assert last is None or last.done - failover.promoted < PROMOTED_TO_SERVING, (
+        f"{last}\n{answers_by_second(answers, failover.promoted)}"
+    )
     return failover, serving - failover.promoted
+
+
+def answers_by_second(answers: list[Answer], zero: float) -> str:
+    """Answers counted per status in each second from `zero`, with the first refusal's body."""
+    lines = {}
+    for a in answers:
+        second = int((a.done - zero) // 1)
+        counts, bodies = lines.setdefault(second, ({}, {}))
+        counts[a.status] = counts.get(a.status, 0) + 1
+        bodies.setdefault(a.status, a.body[-120:])
+    return "\n".join(
+        f"{second:+3d} s: {counts} { ({k: v for k, v in bodies.items() if k != 202}) }"
+        for second, (counts, bodies) in sorted(lines.items())
+    )
 
 
 @pytest.mark.timeout(900)  # includes the clone and `make install` of deployed_clone (~1 min)
@@ -395,19 +411,38 @@ def test_master_killed_under_supervisord(deployed_clone, group, tmp_path):
         service.kill_leftovers()
 
 
-def honcho_children(make_pid: int) -> dict[int, str]:
-    """The processes honcho started under `make run` (PID -> command line)."""
-    honcho = [
-        pid
-        for pid in children_of(make_pid)
-        if b"honcho" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
-    assert len(honcho) == 1, honcho
-    return {
-        pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        for pid in children_of(honcho[0])
-        if _parent(pid) == honcho[0]
-    }
+# What each Procfile process's command line holds (after bin/in-venv has exec'd the venv's python).
+PROCESS_MARKERS = {
+    "web": " -m api",
+    "ingest": "--queues ingest",
+    "render": "--queues render",
+    "notify": "--queues notify",
+    "beat": "celery_app --quiet beat",
+}
+
+
+def service_processes(root_pid: int) -> dict[str, set[int]]:
+    """Each process type's main process(es) under `root_pid`: the venv's python running its
+    Procfile line whose parent is not such a python (the pool and server children it forked)."""
+    commands = {pid: _cmdline(pid) for pid in children_of(root_pid)}
+
+    def is_service(command: str) -> bool:
+        return ".venv/bin/python" in command
+
+    found: dict[str, set[int]] = {name: set() for name in PROCESS_MARKERS}
+    for pid, command in commands.items():
+        if is_service(command) and not is_service(commands.get(_parent(pid), "")):
+            for name, marker in PROCESS_MARKERS.items():
+                if marker in command:
+                    found[name].add(pid)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def _parent(pid: int) -> int | None:
@@ -447,11 +482,11 @@ def test_master_killed_under_make_run(deployed_clone, group, tmp_path):
             lambda: update_answers(url, "none") == 404, 90, what=f"the web to answer\n{tail()}"
         )
         seen |= children_of(make.pid)
-        before = honcho_children(make.pid)
-        assert len(before) == 5, before
+        before = service_processes(make.pid)
+        assert all(len(pids) == 1 for pids in before.values()), before
         failover, serving = kill_master_under(group, url, "failover:make-run")
         assert make.poll() is None, f"make run exited with {make.returncode}\n{tail()}"
-        after = honcho_children(make.pid)
+        after = service_processes(make.pid)
         assert after == before, f"processes changed: {before} -> {after}\n{tail()}"
         print(f"make run: 202 again {serving:.2f} s after the promotion")
     finally:
