@@ -10,12 +10,14 @@ from celery.utils.log import get_multiprocessing_logger
 from kombu import Queue
 
 from domain import logs
-from tasks import runtime
+from tasks import broker_faults, runtime, watchdog
 from tasks.pipeline import INGEST_QUEUE, NOTIFY_QUEUE, RENDER_QUEUE
 from tasks.redis_address import sentinel_transport_options
 from tasks.settings import Settings
 
 SWEEP_ENTRY = "resend-lost-work"  # beat's sweep; tasks.beat records when it sends it
+broker_faults.install()  # no worker or beat dies of a Redis fault it can wait out
+watchdog.install()  # a worker that no longer consumes exits, for its supervisor to restart
 
 
 def configure(app: Celery, settings: Settings) -> Celery:

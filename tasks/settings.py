@@ -43,6 +43,10 @@ class Settings:
     sweep_every: float = 5.0  # how often beat re-sends work a killed process left behind
     redeliver_after: float = 20.0  # work older than this is presumed lost and sent again
     stale_after: float = 300.0  # a running worker silent this long is drawn as stale
+    # A Celery worker with messages waiting on its queue that has received and run no task for
+    # this long has stopped consuming (tasks.watchdog): it exits for its supervisor to restart.
+    # Well above sweep_every, which puts a heartbeat on each queue.
+    wedged_after: float = 60.0
     default_maxage: int = ONE_WEEK
     max_maxage: int = 366 * 24 * 3600
     max_id_length: int = 256
@@ -104,6 +108,8 @@ class Settings:
     def check(self) -> None:
         """Refuse settings that cannot work, naming the variable (ValueError)."""
         sentinel_address(self.redis_url)  # raises for a URL of no known kind
+        if self.wedged_after < 3 * self.sweep_every:
+            raise ValueError("PROGRESS_WEDGED_AFTER must be at least 3 x PROGRESS_SWEEP_EVERY")
         if self.min_replicas < 0:
             raise ValueError("PROGRESS_MIN_REPLICAS must be 0 or more")
         if not 0 < self.min_replicas_timeout < self.redis_timeout:
