@@ -400,10 +400,15 @@ def test_master_killed_under_supervisord(deployed_clone, group, tmp_path):
             what=f"all processes RUNNING\n{service.ctl('status')}\n{service.tail()}",
         )
         wait_until(lambda: service.healthz() == 200, 60, what=f"/healthz 200\n{service.tail()}")
-        before = service.status()
+        before = {**service.status(), "notify": service.pid("notify")}
         failover, serving = kill_master_under(group, service.url, "failover:supervised")
-        after = service.status()
-        assert after == before, f"restarted: {before} -> {after}\n{service.tail()}"
+        after = {**service.status(), "notify": service.pid("notify")}
+        exits = [
+            line[:300]
+            for line in service.log_path.read_text(errors="replace").splitlines()
+            if "exited:" in line or "Unrecoverable error" in line
+        ]
+        assert after == before, f"restarted: {before} -> {after}\n{exits}\n{service.tail()}"
         assert service.healthz() == 200, service.tail()
         print(f"supervisord: 202 again {serving:.2f} s after the promotion; {after}")
     finally:
