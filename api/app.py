@@ -49,6 +49,7 @@ def create_app(
         "/progress/create": resources.Create(store, settings, pipeline, charts),
         "/progress/update": resources.Update(store, settings, pipeline),
         "/progress/delete": resources.Delete(store, settings, pipeline, charts),
+        "/progress/fail": resources.Fail(store, settings, pipeline, charts),
         "/progress/status": resources.Status(store, settings),
         "/progress/render": resources.Render(store, settings, charts),
         "/progress/show": resources.Show(store, settings),

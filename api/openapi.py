@@ -92,6 +92,19 @@ def openapi_spec(settings: Settings) -> dict:
                     operation="delete",
                 )
             ),
+            "/progress/fail": _endpoint(
+                settings,
+                summary="Fail a job as a whole: its workers are told to skip their parts",
+                description="By one of its workers (workid) or its launcher (no workid). The "
+                "first failure stands: failing a failed job again changes nothing. The status "
+                "says who failed it, why and when; the page and chart say so in red; the "
+                "completion hook is sent 'failed' (once: not again when a worker fails too, "
+                "and never 'done' later). A job created with a secret is failed only with it.",
+                params=table["fail"],
+                ok={"200": _json("The failure that stands", "Failed")},
+                errors=["400", "403", "404", "413", "503"],
+                operation="fail",
+            ),
             "/progress/status": _endpoint(
                 settings,
                 summary="The job's state as JSON: summary and workers",
@@ -206,6 +219,8 @@ def _schema(p: Param, settings: Settings) -> dict:
         schema = {"type": "string", "enum": list(p.values)}
     elif p.kind == "url":
         return _notify(p, settings)
+    elif p.kind == "json":  # create's meta: the text of a JSON object (in a query, `content`)
+        return {"type": "object"}
     else:
         pattern = ID_PATTERN if p.kind == "identifier" else TEXT_PATTERN
         schema = {"type": "string", "maxLength": p.max_length, "pattern": pattern}
@@ -215,6 +230,14 @@ def _schema(p: Param, settings: Settings) -> dict:
     if not p.required and p.default is not None:  # None: no default, left out means unset
         schema["default"] = p.default
     return schema
+
+
+def _query_value(p: Param, settings: Settings) -> dict:
+    """How a query parameter's value is described: a JSON one by its media type (the value is
+    the text of a JSON object), every other by its schema."""
+    if p.kind == "json":
+        return {"content": {JSON: {"schema": _schema(p, settings)}}}
+    return {"schema": _schema(p, settings)}
 
 
 def _notify(p: Param, settings: Settings) -> dict:
@@ -277,7 +300,7 @@ def _endpoint(
             "in": "query",
             "required": p.required,
             "description": _description(p, settings),
-            "schema": _schema(p, settings),
+            **_query_value(p, settings),
             **({"allowEmptyValue": True} if _empty_is_default(p) else {}),
         }
         for p in params
@@ -326,7 +349,10 @@ def _with_delete_method(endpoint: dict) -> dict:
 
 def _form_field(p: Param, settings: Settings) -> dict:
     """A parameter's schema in a form, where an empty value (or only blanks) of an optional
-    number means its default, as in a query (allowEmptyValue)."""
+    number means its default, as in a query (allowEmptyValue). A JSON value is the text of a
+    JSON object: a string (that it holds an object, OpenAPI 3.0 cannot state for a form)."""
+    if p.kind == "json":
+        return {"type": "string", "maxLength": p.max_length, "pattern": TEXT_PATTERN}
     schema = _schema(p, settings)
     return {"anyOf": [schema, BLANK]} if _empty_is_default(p) else schema
 
@@ -431,6 +457,30 @@ def _with_optional(schema: dict, **properties: dict) -> dict:
     return {**schema, "properties": {**schema["properties"], **properties}}
 
 
+def _job_outcome() -> dict:
+    """Status's job_failed and meta (api.resources.job_outcome_fields)."""
+    nullable_string = {"type": "string", "nullable": True}
+    return {
+        "job_failed": {
+            "type": "object",
+            "nullable": True,
+            "description": "The job's failure as a whole (/progress/fail), or null",
+            "properties": {
+                "by": {"type": "string", "enum": ["worker", "launcher"]},
+                "workid": {**nullable_string, "description": "The worker's id, or null"},
+                "reason": {"type": "string"},
+                "at": {"type": "number", "description": "Unix time"},
+            },
+            "required": ["by", "workid", "reason", "at"],
+        },
+        "meta": {
+            "type": "object",
+            "nullable": True,
+            "description": "The JSON object create's meta= gave, or null",
+        },
+    }
+
+
 def _schemas() -> dict:
     number = {"type": "number"}
     string = {"type": "string"}
@@ -454,6 +504,15 @@ def _schemas() -> dict:
             show=url,
             render=url,
             status=url,
+            meta=_job_outcome()["meta"],
+        ),
+        "Failed": _object(
+            jobid=string,
+            job_failed=_job_outcome()["job_failed"] | {"nullable": False},
+            already_failed={
+                "type": "boolean",
+                "description": "true: the job had failed already, and that failure stands",
+            },
         ),
         "Deleted": _object(jobid=string, deleted={"type": "boolean", "enum": [True]}),
         "Accepted": _object(
@@ -494,8 +553,10 @@ def _schemas() -> dict:
                 complete={
                     "type": "boolean",
                     "description": "Every worker is done: at least one reported, none is "
-                    "running, stale or failed, and none of the expected ones is silent",
+                    "running, stale or failed, and none of the expected ones is silent; "
+                    "never for a job failed as a whole",
                 },
+                **_job_outcome(),
                 workers={
                     "type": "array",
                     "description": "The workers asked for (workers=): with all, one page in "

@@ -134,7 +134,7 @@ def _unquote(raw: bytes) -> bytes:
 
 # --------------------------------------------------------------------------- the table
 
-Kind = Literal["identifier", "text", "number", "flag", "enum", "url"]
+Kind = Literal["identifier", "text", "number", "flag", "enum", "url", "json"]
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,16 @@ NOTIFY = Param("notify", "url", max_length=2048,
     description="A URL the server POSTs a JSON document to, once, when every worker that has "
     "reported is done or one has failed: http or https, on one of the hosts this server may "
     "notify")  # /openapi.json names the hosts
+META = Param("meta", "json", max_length=Setting("max_meta_length"),
+    description="A JSON object the launcher keeps with the job (input locations, a run id...): "
+    "returned in status and in the completion hook's document, so the reduce step learns what "
+    "the launcher knew. At most this many characters of JSON; no NaN or Infinity.")
+FAIL_WORKID = replace(WORKID, required=False,
+    description="The worker that fails the job, if a worker does; left out or empty, the "
+    "launcher does. No control characters, tabs or line breaks.")
+REASON = replace(DESC, description="Why the job failed (shown on the page and the chart, and "
+    "to every worker that is then told to skip its part). Tabs and line feeds are allowed, "
+    "other control characters are not.")
 EXPECTED = Param("workers", "number", default=None, minimum=1,
     maximum=Setting("max_workers_per_job"), whole=True,
     description="How many workers the job will have (the fraction is dropped). Until that many "
@@ -226,13 +236,14 @@ OFFSET = Param("offset", "number", default=0, minimum=0, maximum=1e9, whole=True
 
 # Each endpoint's parameters, in the order they are checked: the first bad one is reported.
 ENDPOINT_PARAMS: dict[str, tuple[Param, ...]] = {
-    "create": (JOBID, DESC, MAXAGE, SECRET, NOTIFY, EXPECTED),
+    "create": (JOBID, DESC, MAXAGE, SECRET, NOTIFY, EXPECTED, META),
     "update": (JOBID, WORKID, CURRENT, TOTAL, OK, DESC, SECRET),
     "status": (JOBID, WORKERS, WORKER_LIMIT, AFTER),
     "render": (JOBID,),
     "show": (JOBID, INTERVAL),
     "jobs": (LIMIT, OFFSET),
     "delete": (JOBID, SECRET),
+    "fail": (JOBID, FAIL_WORKID, REASON, SECRET),
 }
 # fmt: on
 
@@ -320,6 +331,40 @@ def _url(p: Param, params: dict[str, str], settings: Settings) -> str:
     return url
 
 
+def _json_object(p: Param, params: dict[str, str], settings: Settings) -> str:
+    """create's meta: a JSON object, returned as compact JSON to store ('' when left out)."""
+    text = _text(p, params, settings)
+    if not text.strip():
+        return ""
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise falcon.HTTPInvalidParam("it nests arrays or objects too deeply", p.name) from exc
+    except ValueError as exc:
+        raise falcon.HTTPInvalidParam(f"it must be valid JSON ({exc})", p.name) from exc
+    if not isinstance(value, dict):
+        raise falcon.HTTPInvalidParam('it must be a JSON object, e.g. {"input": "a.csv"}', p.name)
+    compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if not _is_unicode(compact):
+        raise falcon.HTTPInvalidParam(
+            "its strings must be valid Unicode (a \\uD800-\\uDFFF escape must be half of a "
+            "surrogate pair)",
+            p.name,
+        )
+    return compact
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a number")
+    return value
+
+
 def _finite(raw: str, name: str, note: str = "") -> float:
     try:
         value = float(raw)
@@ -337,4 +382,5 @@ _READERS: dict[Kind, Callable[[Param, dict[str, str], Settings], Any]] = {
     "flag": _flag,
     "enum": _enum,
     "url": _url,
+    "json": _json_object,
 }

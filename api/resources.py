@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from urllib.parse import urlencode
@@ -13,11 +14,12 @@ from api.chart_cache import ChartCache
 from api.openapi import openapi_spec
 from api.params import parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
-from domain.lifetimes import OVERSTAYING_NAMED, SLOWEST
 from domain.model import (
     AcceptOutcome,
     CreateOutcome,
     DeleteOutcome,
+    FailOutcome,
+    JobFailure,
     JobInfo,
     WorkerRow,
     WorkerState,
@@ -109,7 +111,7 @@ class Create(JobLifecycle):
         jobid, desc, maxage = p["jobid"], p["desc"], p["maxage"]
         self.limiter.charge(req.remote_addr)
         outcome, now = self.pipeline.create_job(
-            jobid, desc, maxage, p["secret"], p["notify"], p["workers"]
+            jobid, desc, maxage, p["secret"], p["notify"], p["workers"], p["meta"]
         )
         if outcome == CreateOutcome.WRONG_SECRET:
             raise WrongSecret(jobid)
@@ -125,6 +127,7 @@ class Create(JobLifecycle):
             "maxage": maxage,
             "created": now,
             "workers_expected": p["workers"],  # as in status; None when not given
+            "meta": json.loads(p["meta"]) if p["meta"] else None,  # as in status
             **job_urls(req, s, jobid),
         }
 
@@ -144,6 +147,27 @@ class Delete(JobLifecycle):
             raise WrongSecret(p["jobid"])
         self.charts.forget(p["jobid"])
         resp.media = {"jobid": p["jobid"], "deleted": True}
+
+
+class Fail(JobLifecycle):
+    """Fail a job as a whole, by one of its workers (workid) or its launcher: the first failure
+    stands, and every worker that asks is told to skip its part (the client's JobFailed)."""
+
+    def handle(self, req, resp, params):
+        p = parse("fail", params, self.settings)
+        jobid, workid = p["jobid"], p["workid"] or None
+        failure = JobFailure("worker" if workid else "launcher", workid, p["desc"], time.time())
+        failed = self.pipeline.fail_job(jobid, failure, p["secret"])
+        if failed.outcome == FailOutcome.UNKNOWN_JOB:
+            raise JobNotFound(jobid)
+        if failed.outcome == FailOutcome.WRONG_SECRET:
+            raise WrongSecret(jobid)
+        self.charts.forget(jobid)
+        resp.media = {
+            "jobid": jobid,
+            "job_failed": failed.failure.as_dict(),
+            "already_failed": failed.outcome == FailOutcome.ALREADY_FAILED,
+        }
 
 
 class Update(Resource):
@@ -232,7 +256,6 @@ class Status(Resource):
         if info is None:
             raise JobNotFound(jobid)
         document = status_document(info, now, stale_after)
-        document["lifetimes"] = self.store.lifetimes(jobid, SLOWEST, OVERSTAYING_NAMED).as_dict()
         if which == "problems":
             failed, stale = self.store.problems(jobid, now, stale_after, limit)
             workers = sorted(failed, key=_natural) + sorted(stale, key=_natural)
@@ -350,14 +373,7 @@ def worker_entry(w: WorkerRow, now: float, stale_after: float) -> dict:
         "updated": w.updated,
         "stale": state is WorkerState.STALE,
         "state": state,
-        **lifetime_fields(w),
     }
-
-
-def lifetime_fields(w: WorkerRow) -> dict:
-    """When the worker started and finished, on the service's clock (null: not known, or not
-    yet), and the seconds between (null until it finishes)."""
-    return {"started": w.started, "finished": w.finished, "duration": w.duration}
 
 
 def status_document(info: JobInfo, now: float, stale_after: float) -> dict:
@@ -374,7 +390,7 @@ def status_document(info: JobInfo, now: float, stale_after: float) -> dict:
         "workers_reported": info.workers,
         "workers_expected": info.expected,
         "workers_silent": summary.silent,
-        "complete": summary.complete,
+        "complete": summary.complete and info.job_failed is None,
         "counts": {
             "running": summary.running,
             "done": summary.done,
@@ -383,5 +399,15 @@ def status_document(info: JobInfo, now: float, stale_after: float) -> dict:
         },
         "last_update": summary.last_update,
         "eta_seconds": None if summary.eta_seconds is None else round(summary.eta_seconds, 1),
+        **job_outcome_fields(info),
         "workers": [],
+    }
+
+
+def job_outcome_fields(info: JobInfo) -> dict:
+    """Whether the job failed as a whole (/progress/fail), and what the launcher gave create's
+    meta: null when not."""
+    return {
+        "job_failed": info.job_failed.as_dict() if info.job_failed else None,
+        "meta": info.meta,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -58,6 +59,40 @@ class DeleteOutcome(IntEnum):
     WRONG_SECRET = 2
 
 
+class FailOutcome(IntEnum):
+    """What the fail script answers (tasks/lua/fail_job.lua)."""
+
+    UNKNOWN_JOB = 0
+    FAILED = 1  # this request failed the job
+    WRONG_SECRET = 2
+    ALREADY_FAILED = 3  # an earlier request did: its record stands
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailure:
+    """A job failed as a whole (/progress/fail): by one of its workers, or by its launcher.
+    Every later worker of the job is told to skip its part."""
+
+    by: str  # "worker" or "launcher"
+    workid: str | None  # the worker's id when by == "worker"
+    reason: str
+    at: float  # Unix time the service recorded it
+
+    def as_dict(self) -> dict:
+        return {"by": self.by, "workid": self.workid, "reason": self.reason, "at": self.at}
+
+    @classmethod
+    def from_json(cls, text: str | bytes | None) -> JobFailure | None:
+        """The record as the store keeps it (None: the job has not failed as a whole)."""
+        if not text:
+            return None
+        fields = json.loads(text)
+        return cls(fields["by"], fields.get("workid"), fields["reason"], float(fields["at"]))
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
 class AcceptOutcome(IntEnum):
     """What the accept script answers for each update (tasks/lua/accept.lua)."""
 
@@ -79,21 +114,10 @@ class WorkerRow:
     ok: bool
     desc: str
     updated: float  # Unix time the service accepted this state
-    # Lifetime (tasks/lua/apply.lua): the service's time of its first update in this incarnation,
-    # and of the update that turned it done or failed; None where not known or not yet.
-    started: float | None = None
-    finished: float | None = None
 
     @property
     def percent(self) -> float:
         return 100.0 * self.current / self.total
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from started to finished (to the microsecond of the stamps); None until then."""
-        if self.started is None or self.finished is None:
-            return None
-        return round(self.finished - self.started, 6)
 
     def is_stale(self, now: float, stale_after: float) -> bool:
         """Silent for too long while unfinished: the worker may have died without saying so."""
@@ -159,6 +183,7 @@ class JobSnapshot:
     workers: tuple[WorkerRow, ...] = field(default_factory=tuple)
     columns: WorkerColumns | None = None
     expected: int | None = None  # workers the job was created to expect (create's workers=)
+    job_failed: JobFailure | None = None  # failed as a whole (/progress/fail)
 
     def bars(self) -> WorkerColumns:
         return self.columns if self.columns is not None else WorkerColumns.of(self.workers)
@@ -239,6 +264,8 @@ class JobInfo:
     workers: int  # how many have reported
     summary: JobSummary
     expected: int | None = None  # how many the job was created to expect (create's workers=)
+    job_failed: JobFailure | None = None  # failed as a whole (/progress/fail)
+    meta: dict | None = None  # what the launcher gave create's meta=, for the reduce step
 
 
 def indexed_summary(

@@ -69,6 +69,7 @@ from domain.formatting import duration_label, percent_label, utc_time_label
 from domain.model import (
     STATE_CODES,
     STATE_COLOURS,
+    JobFailure,
     JobSnapshot,
     WorkerColumns,
     WorkerState,
@@ -413,6 +414,22 @@ def _header(snapshot: JobSnapshot, rows: _Rows, lay: _Layout, stale_after: float
     return im
 
 
+_BANNER_TOP, _BANNER_PX = 51, 25  # over the header's legend row, above the row strips
+
+
+def _job_failed_banner(failure: JobFailure) -> Image.Image:
+    """The job failed as a whole (/progress/fail): said in red across the header, in place of
+    the legend, so that it is the first thing read after the title."""
+    im = Image.new("RGB", (WIDTH_PX, _BANNER_PX), _FAILED_TEXT)
+    d = ImageDraw.Draw(im)
+    who = f"by worker {_clean(failure.workid)}" if failure.workid else "by the launcher"
+    parts = ["JOB FAILED", who] + ([_clean(failure.reason)] if failure.reason else [])
+    f = _font(13, bold=True)
+    text = _fit("  \u00b7  ".join(parts), f, WIDTH_PX - 24)
+    d.text((12, _BANNER_PX / 2), text, font=f, fill=_WHITE, anchor="lm")
+    return im
+
+
 def _workers_text(n: int, expected: int | None) -> str:
     """How many workers reported, against how many the job expects (create's workers=)."""
     if expected is None or n == expected:
@@ -608,6 +625,8 @@ def render_png(snapshot: JobSnapshot, *, now: float, stale_after: float = 300.0)
         pixels[top : top + a.shape[0], left : left + a.shape[1], :3] = a
 
     paste(_header(snapshot, rows, lay, stale_after), 0, 0)
+    if snapshot.job_failed is not None:
+        paste(_job_failed_banner(snapshot.job_failed), 0, _BANNER_TOP)
     paste(_footer(lay, _note(rows, lay, step), last), 0, H - _FOOTER_PX + _TICK_PX)
     strip_top = lay.plot_top - _STRIP_PAD
     if n:

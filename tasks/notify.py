@@ -27,7 +27,8 @@ from domain.model import natural_key
 from tasks import runtime
 from tasks.celery_app import app
 from tasks.pipeline import NOTIFY, NOTIFY_HEARTBEAT
-from tasks.store import jobid_of
+from tasks.settings import Settings
+from tasks.store import Store, jobid_of
 
 # The whole request (connect, send, the answer's status line and headers) must take no longer.
 MAX_FAILED = 1000  # failed workers named in the document
@@ -55,19 +56,9 @@ def notify_finished(self, tag: str, state: str, url: str) -> None:
     if reason:
         log.warning("event=notify_refused job=%s reason=%s", json.dumps(jobid), json.dumps(reason))
         return
-    store, now = runtime.store(), time.time()
-    info = store.job_info(jobid, now, runtime.settings().stale_after)
-    failed = store.problems(jobid, now, runtime.settings().stale_after, MAX_FAILED)[0]
-    document = {
-        "jobid": jobid,
-        "state": state,
-        "desc": info.desc if info else "",
-        "workers": info.workers if info else 0,
-        "failed": sorted((w.workid for w in failed), key=natural_key),  # the latest MAX_FAILED
-    }
-    if info and info.expected is not None:  # only then: other jobs' documents stay as they were
-        document["workers_expected"] = info.expected
-    body = json.dumps(document).encode()
+    body = json.dumps(
+        completion_document(runtime.store(), jobid, state, runtime.settings())
+    ).encode()
     # The task's id is kept by every retry and redelivery: receivers can drop a repeat by it.
     headers = sign(service_key(), f"msg_{self.request.id}", int(time.time()), body)
     try:
@@ -81,6 +72,28 @@ def notify_finished(self, tag: str, state: str, url: str) -> None:
         )
         raise
     log.info("event=notify_sent job=%s status=%d", json.dumps(jobid), status)
+
+
+def completion_document(store: Store, jobid: str, state: str, settings: Settings) -> dict:
+    """What the hook POSTs: the job, how it ended, its failed workers (the latest MAX_FAILED)
+    and, when the job has them, its expected workers, its failure as a whole and its meta."""
+    now = time.time()
+    info = store.job_info(jobid, now, settings.stale_after)
+    failed = store.problems(jobid, now, settings.stale_after, MAX_FAILED)[0]
+    document = {
+        "jobid": jobid,
+        "state": state,
+        "desc": info.desc if info else "",
+        "workers": info.workers if info else 0,
+        "failed": sorted((w.workid for w in failed), key=natural_key),  # the latest MAX_FAILED
+    }
+    if info and info.expected is not None:  # only then: other jobs' documents stay as they were
+        document["workers_expected"] = info.expected
+    if info and info.job_failed is not None:  # failed as a whole (/progress/fail), likewise
+        document["job_failed"] = info.job_failed.as_dict()
+    if info and info.meta is not None:  # create's meta, for the reduce step
+        document["meta"] = info.meta
+    return document
 
 
 @app.task(name=NOTIFY_HEARTBEAT)

@@ -18,6 +18,8 @@ Beat's `sweep` re-sends what a killed process left (claimed batches, renders due
 and wakes charts that change with time alone (stale workers); `expire` deletes old jobs, and
 `delete_job` one job on request: updates still queued for a deleted job are dropped when applied
 (its incarnation is gone, as for a re-created job), and a render under way stores nothing.
+`fail_job` fails a job as a whole (tasks/lua/fail_job.lua): its chart is due, and its 'failed'
+hook sent, at once; workers asking for it are told to skip their parts (the client's JobFailed).
 
 Work is recorded in Redis by the same script that makes it due, and the message that asks a
 worker to do it is sent after: a message lost with a killed process is re-sent by the sweep.
@@ -39,6 +41,8 @@ from domain.model import (
     AcceptOutcome,
     CreateOutcome,
     DeleteOutcome,
+    FailOutcome,
+    JobFailure,
     WorkerColumns,
     WorkerState,
     chart_etag,
@@ -46,7 +50,15 @@ from domain.model import (
 from tasks.broker import Broker
 from tasks.identity import IdentityGuard, StoreIdentityChanged
 from tasks.settings import Settings
-from tasks.store import AcceptLimits, AppliedBatch, Store, Update, encode_row
+from tasks.store import (
+    AcceptLimits,
+    AppliedBatch,
+    FailedJob,
+    Store,
+    Update,
+    encode_row,
+    job_tag,
+)
 
 INGEST_QUEUE = "ingest"
 RENDER_QUEUE = "render"
@@ -131,6 +143,7 @@ class Pipeline:
         secret: str = "",
         notify: str = "",
         expected: int | None = None,
+        meta: str = "",
     ) -> tuple[CreateOutcome, float]:
         """(Re)create a job: one script, no task. Its chart is a placeholder until the first
         update makes a render due. Returns the outcome and the time of creation."""
@@ -148,6 +161,7 @@ class Pipeline:
                 self.settings.max_jobs,
                 expected,
                 identity,
+                meta,
             )
         )
         self._replicated(outcome == CreateOutcome.CREATED)
@@ -159,6 +173,21 @@ class Pipeline:
         outcome = self.store.delete_job(jobid, secret)
         self._replicated(outcome == DeleteOutcome.DELETED)
         return outcome
+
+    def fail_job(self, jobid: str, failure: JobFailure, secret: str = "") -> FailedJob:
+        """Fail a job as a whole: one script records it (the first failure stands), then its
+        chart is requested and, once per incarnation, the 'failed' completion hook sent."""
+        failed = self._in_known_store(
+            lambda identity: self.store.fail_job(jobid, failure, secret, identity)
+        )
+        if failed.outcome == FailOutcome.FAILED:
+            tag = job_tag(jobid)
+            if failed.render_due_since is not None:
+                self.request_render(tag, self.render_not_before(failed.render_due_since))
+            if failed.notify:
+                self.broker.send(NOTIFY, (tag, failed.hook, failed.notify), NOTIFY_QUEUE)
+        self._replicated(failed.outcome == FailOutcome.FAILED)
+        return failed
 
     def _in_known_store(self, write: Callable[[str], T]) -> T:
         """Run `write(identity)`, a script that writes only to the store this process knows

@@ -51,6 +51,7 @@ class Settings:
     max_maxage: int = 366 * 24 * 3600
     max_id_length: int = 256
     max_desc_length: int = 1024
+    max_meta_length: int = 4096  # create's meta (a JSON object), in characters
     max_body_bytes: int = 1 << 20
     max_workers_per_job: int = 100_000
     # Storage bounds: past them the service answers 503 with Retry-After instead of growing

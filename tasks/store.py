@@ -5,7 +5,9 @@ of a job shares the hash tag {T}):
   progress:{T}:meta      hash   jobid, desc, created, maxage, incarnation, version (bumped by
                                 every change), rendered_at, updates (rows ingested), renders,
                                 running, done, failed (worker counts), pct_sum, last_update,
-                                finished, notify, secret, expected (workers, when given)
+                                finished, notify, secret, expected (workers, when given),
+                                job_failed (JSON, when failed as a whole: tasks/lua/fail_job.lua),
+                                job_meta (create's meta JSON, when given)
   progress:{T}:workers   hash   workid -> row (see encode_row)
   progress:{T}:chart     hash   png, etag, version, stale
   progress:{T}:order     zset   natural order of the workers, each with its packed bar (BAR)
@@ -14,10 +16,6 @@ of a job shares the hash tag {T}):
   progress:{T}:finish    zset   running workers -> projected finish time (the ETA)
   progress:{T}:blocked   zset   running workers with no ETA yet -> time of update
                                 (the indexes are kept by tasks/lua/apply.lua, which says how)
-  progress:{T}:lifetimes      hash  workid -> when it started and finished: 'S' or 'S F', stamps
-  progress:{T}:durations      zset  done and failed workers -> how long they ran (F - S, s)
-  progress:{T}:running_since  zset  running workers -> when they started (S, s)
-                                (kept by apply.lua's track_lifetime, which says how)
   progress:jobs:expiry   zset   T -> time after which the job is deleted
   progress:jobs:recent   zset   T -> creation time, for the overview
   progress:inbox         list   accepted updates not yet claimed by an ingest worker
@@ -51,10 +49,11 @@ import numpy as np
 from redis import Redis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
-from domain.lifetimes import Lifetime, Lifetimes, Overstayer, median
 from domain.model import (
     CreateOutcome,
     DeleteOutcome,
+    FailOutcome,
+    JobFailure,
     JobInfo,
     JobSnapshot,
     WorkerColumns,
@@ -125,17 +124,8 @@ def _index_keys(tag: str) -> tuple[str, ...]:
     return tuple(f"{prefix}:{name}" for name in _INDEXES)
 
 
-_LIFETIMES = ("lifetimes", "durations", "running_since")
-
-
-def _lifetime_keys(tag: str) -> tuple[str, ...]:
-    """A job's lifetime records, kept by apply.lua: lifetimes, durations, running_since."""
-    prefix = f"progress:{{{tag}}}"
-    return tuple(f"{prefix}:{name}" for name in _LIFETIMES)
-
-
 def _all_keys(tag: str) -> list[str]:
-    return [*_keys(tag), *_index_keys(tag), *_lifetime_keys(tag)]
+    return [*_keys(tag), *_index_keys(tag)]
 
 
 def job_keys(jobid: str) -> list[str]:
@@ -167,21 +157,9 @@ def encode_row(current: float, total: float, ok: bool, desc: str) -> str:
     return f"{state}[{float(current)!r},{float(total)!r},{flag},{text}]"
 
 
-def decode_row(workid: str, row: str, lifetime: bytes | None = None) -> WorkerRow:
-    """A worker row, with when it started and finished if its lifetime record is given."""
+def decode_row(workid: str, row: str) -> WorkerRow:
     current, total, ok, desc = json.loads(row[STAMP_DIGITS + 1 :])
-    updated = int(row[:STAMP_DIGITS]) / 1e6
-    started, _, finished = (lifetime or b"").decode().partition(" ")
-    return WorkerRow(
-        workid,
-        current,
-        total,
-        ok,
-        desc,
-        updated,
-        started=int(started) / 1e6 if started else None,
-        finished=int(finished) / 1e6 if finished else None,
-    )
+    return WorkerRow(workid, current, total, ok, desc, int(row[:STAMP_DIGITS]) / 1e6)
 
 
 @dataclass(frozen=True)
@@ -201,6 +179,17 @@ class AppliedBatch:
     oldest_accepted: float  # when the oldest update in it was accepted
     renders_due: dict[str, float] = field(default_factory=dict)  # tag -> last render start
     finished: list[tuple[str, str, str]] = field(default_factory=list)  # (tag, state, notify)
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """What failing a job as a whole did, and what the pipeline must send for it."""
+
+    outcome: FailOutcome
+    failure: JobFailure | None  # the one that stands (None: unknown job, wrong secret)
+    hook: str  # 'failed' if the completion hook is due now, else ''
+    notify: str  # the job's hook URL when the hook is due
+    render_due_since: float | None  # when the last render started, if a render became due
 
 
 @dataclass(frozen=True)
@@ -236,7 +225,7 @@ class Store:
         self._expire, self._wake = script("expire"), script("wake")
         self._claim_overdue, self._summary = script("claim_overdue"), script("summary")
         self._delete, self._identity = script("delete"), script("identity")
-        self._lifetimes = script("lifetimes")
+        self._fail_job = script("fail_job")
 
     def _own_connection(self) -> Redis:
         """This thread's own connection, for the per-request calls: taking one from the pool
@@ -261,6 +250,7 @@ class Store:
         max_jobs: int = 10**9,
         expected: int | None = None,
         identity: str = "",
+        meta: str = "",
     ) -> CreateOutcome:
         """(Re)create a job with no workers, expecting `expected` of them if given, in the store
         whose identity is `identity` if one is given (else StoreIdentityChanged). Updates queued
@@ -268,8 +258,7 @@ class Store:
         tag = job_tag(jobid)
         outcome = self._guarded(
             self._create,
-            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, IDENTITY, *_index_keys(tag)]
-            + list(_lifetime_keys(tag)),
+            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, IDENTITY, *_index_keys(tag)],
             args=[
                 identity,
                 tag,
@@ -283,9 +272,30 @@ class Store:
                 notify,
                 max_jobs,
                 "" if expected is None else expected,
+                meta,
             ],
         )
         return CreateOutcome(outcome)
+
+    def fail_job(
+        self, jobid: str, failure: JobFailure, secret: str = "", identity: str = ""
+    ) -> FailedJob:
+        """Fail a job as a whole, if `secret` is its secret (or it has none) and no earlier
+        failure stands (tasks/lua/fail_job.lua), in the store whose identity is `identity`."""
+        tag = job_tag(jobid)
+        meta = _keys(tag)[0]
+        outcome, standing, hook, notify, render_due, rendered_at = self._guarded(
+            self._fail_job,
+            keys=[meta, RENDER_DUE, IDENTITY],
+            args=[identity, tag, secret_digest(jobid, secret), failure.to_json(), failure.at],
+        )
+        return FailedJob(
+            FailOutcome(outcome),
+            JobFailure.from_json(standing),
+            hook.decode() if isinstance(hook, bytes) else hook,
+            notify.decode() if isinstance(notify, bytes) else notify,
+            float(rendered_at) if render_due else None,
+        )
 
     def _guarded(self, script, keys: list, args: list):
         """Run a script that checks the store's identity first, on this thread's connection
@@ -376,36 +386,6 @@ class Store:
         more = len(members) > limit and rows
         return rows, rows[-1].workid if more else None
 
-    # -- lifetimes (apply.lua's track_lifetime keeps them) -------------------------------------
-    def lifetimes(self, jobid: str, slowest: int, named: int) -> Lifetimes:
-        """How long the job's finished workers took, the `slowest` of them, and up to `named` of
-        the running workers that have already run longer than any finished one."""
-        lifetimes, durations, running_since = _lifetime_keys(job_tag(jobid))
-        now, finished, middle, top, overstaying, overstayers = self._lifetimes(
-            keys=[durations, running_since, lifetimes], args=[slowest, named]
-        )
-        return Lifetimes(
-            now=float(now),
-            finished=finished,
-            median=median([float(x) for x in middle]),
-            slowest=tuple(_lifetime(w.decode(), float(d), record) for w, d, record in top),
-            overstaying=overstaying,
-            overstayers=tuple(Overstayer(w.decode(), float(t)) for w, t in overstayers),
-        )
-
-    def finished_durations(self, jobid: str) -> list[tuple[str, float, bool]] | None:
-        """Every finished worker's (workid, duration, failed), shortest first; None for no such
-        job."""
-        tag = job_tag(jobid)
-        failed_key, durations_key = _index_keys(tag)[1], _lifetime_keys(tag)[1]
-        with self.redis.pipeline(transaction=False) as pipe:  # not MULTI: as in _rows
-            pipe.exists(_keys(tag)[0]).zrange(durations_key, 0, -1, withscores=True)
-            exists, durations, failed = pipe.zrange(failed_key, 0, -1).execute()
-        if not exists:
-            return None
-        failed = set(failed)
-        return [(w.decode(), d, w in failed) for w, d in durations]
-
     def problems(
         self, jobid: str, now: float, stale_after: float, limit: int
     ) -> tuple[list[WorkerRow], list[WorkerRow]]:
@@ -422,15 +402,8 @@ class Store:
     def _rows(self, tag: str, workids: list[bytes]) -> list[WorkerRow]:
         if not workids:
             return []
-        # Not MULTI: a full Redis refuses to queue commands, and reads must go on then.
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(_keys(tag)[1], workids).hmget(_lifetime_keys(tag)[0], workids)
-            rows, lifetimes = pipe.execute()
-        return [
-            decode_row(w.decode(), r.decode(), lifetime)
-            for w, r, lifetime in zip(workids, rows, lifetimes)
-            if r is not None
-        ]
+        rows = self.redis.hmget(_keys(tag)[1], workids)
+        return [decode_row(w.decode(), r.decode()) for w, r in zip(workids, rows) if r is not None]
 
     # -- the update path ---------------------------------------------------------------------
     def accept_updates(
@@ -512,7 +485,7 @@ class Store:
             keys: list[str] = [BATCHES, BATCHES_DUE, RENDER_DUE, STATS]
             args: list = [batch_id, repr(now), int(n == len(parts))]
             for (tag, incarnation), triples in part:
-                keys += [*_keys(tag)[:2], *_index_keys(tag), *_lifetime_keys(tag)]
+                keys += [*_keys(tag)[:2], *_index_keys(tag)]
                 args += [tag, incarnation, len(triples), *(x for t in triples for x in t)]
             results = self._apply(keys=keys, args=args)
             for ((tag, _), _), (_, scheduled, rendered_at, finished, notify) in zip(part, results):
@@ -688,20 +661,10 @@ def _identity(fields: dict[bytes, bytes]) -> Identity:
     )
 
 
-def _lifetime(workid: str, duration: float, record: bytes) -> Lifetime:
-    started, _, finished = record.decode().partition(" ")
-    return Lifetime(
-        workid,
-        round(duration, 6),
-        started=int(started) / 1e6 if started else None,
-        finished=int(finished) / 1e6 if finished else None,
-    )
-
-
 def _job_info(reply: list, now: float) -> JobInfo:
     values, workers, stale, _fresh_blocked, finish_at = reply
     (jobid, desc, created, maxage, incarnation, version, running, done, failed, pct_sum, last,
-     expected) = values  # fmt: skip
+     expected, job_failed, job_meta) = values  # fmt: skip
     expected = int(expected) if expected else None
     summary = indexed_summary(
         workers=workers,
@@ -725,6 +688,8 @@ def _job_info(reply: list, now: float) -> JobInfo:
         workers=workers,
         summary=summary,
         expected=expected,
+        job_failed=JobFailure.from_json(job_failed),
+        meta=json.loads(job_meta) if job_meta else None,
     )
 
 
@@ -773,6 +738,7 @@ def _snapshot(
         workers=rows,
         columns=columns,
         expected=int(meta[b"expected"]) if meta.get(b"expected") else None,
+        job_failed=JobFailure.from_json(meta.get(b"job_failed")),
     )
 
 

@@ -16,9 +16,10 @@ from tests.harness import RedisServer
 
 
 class InProcessService:
-    def __init__(self, server: RedisServer) -> None:
+    def __init__(self, server: RedisServer, **env: str) -> None:
+        """`env`: more PROGRESS_* variables for its settings."""
         self.settings = Settings.from_env(
-            {"REDIS_URL": server.url, "PROGRESS_CREATE_RATE_LIMIT": "0"},
+            {"REDIS_URL": server.url, "PROGRESS_CREATE_RATE_LIMIT": "0", **env},
             public_url="http://progress.test",
         )
         self.store = Store(connect(self.settings))

@@ -21,6 +21,7 @@ PATHS = {  # the paths serving each endpoint of the table
     "show": ["/progress/show"],
     "jobs": ["/progress/jobs", "/progress/"],
     "delete": ["/progress/delete"],
+    "fail": ["/progress/fail"],
 }
 NUMBERS = [
     (endpoint, p.name) for endpoint, params in ENDPOINT_PARAMS.items() for p in params

@@ -145,10 +145,21 @@ function renderDoc(doc) {
   setText("created", fmtWhen(doc.created), fmtUTC(doc.created));
   setText("expires", fmtWhen(doc.created + doc.maxage), fmtUTC(doc.created + doc.maxage));
   renderProblems(doc);
+  renderJobFailed(doc.job_failed);
   const failed = c.failed ? " \u00b7 " + fmtInt(c.failed) + " failed" : "";
   document.title = (n ? fmtPct(doc.percent) + " %" : "waiting") + failed + " \u00b7 " + name;
   setIcon(n ? doc : null);
   renderClock();
+}
+
+// A job failed as a whole (/progress/fail): who failed it, why and when, in the red banner.
+function renderJobFailed(failure) {
+  $("job-failed").hidden = !failure;
+  if (!failure) return;
+  const who = failure.by === "worker" ? "by worker " + failure.workid : "by the launcher";
+  const why = failure.reason ? ": " + failure.reason : "";
+  setText("job-failed-text", who + " at " + fmtWhen(failure.at) + why +
+          ". Workers that start now skip their parts.", fmtUTC(failure.at));
 }
 
 // How many workers reported, against how many the job expects (create's workers=, if given).

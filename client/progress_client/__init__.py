@@ -14,7 +14,7 @@ Reporting never raises and never blocks on the network; see Worker. `Job.from_en
 
 from typing import Any
 
-from ._http import JobNotFound, ProgressError, RequestRejected, ServiceUnavailable
+from ._http import JobFailed, JobNotFound, ProgressError, RequestRejected, ServiceUnavailable
 from ._launcher import default_workid
 from ._sender import flush, queued
 from .job import Job, Worker, new_jobid
@@ -30,6 +30,7 @@ __all__ = [
     "ServiceUnavailable",
     "RequestRejected",
     "JobNotFound",
+    "JobFailed",
 ]  # tqdm and trange are left out: `import *` must work without the optional tqdm
 __version__ = "0.2.0"
 

@@ -1,4 +1,4 @@
-"""The job commands of `progress`: create, update, show-url, ls, info, pending, delete."""
+"""The job commands of `progress`: create, update, show-url, ls, info, pending, delete, fail."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ._cli_output import (
     age,
     clean,
     duration,
+    failure_text,
     not_reported,
     note,
     percent,
@@ -138,6 +139,8 @@ def cmd_info(args: argparse.Namespace, base_url: str) -> int:
         print("no worker has reported yet")
     print()
     print(summary(body, now))
+    if body.get("job_failed"):
+        print(failure_text(body["job_failed"]))
     return EXIT_OK
 
 
@@ -154,6 +157,16 @@ def cmd_pending(args: argparse.Namespace, base_url: str) -> int:
         print(clean(w.get("workid", "")))
     if missing:
         note(f"{missing} more worker(s) expected have not reported yet")
+    return EXIT_OK
+
+
+def cmd_fail(args: argparse.Namespace, base_url: str) -> int:
+    job = Job(base_url, args.jobid, secret=args.secret, timeout=http_timeout(args))
+    failure = job.fail(args.reason, workid=args.workid)
+    if args.json:
+        print_json(failure)
+    elif not args.quiet:
+        note(f"job {clean(args.jobid)!r}: {failure_text(failure)}")
     return EXIT_OK
 
 

@@ -26,6 +26,14 @@ def summary(body: dict[str, Any], now: float) -> str:
     return line
 
 
+def failure_text(failure: dict[str, Any]) -> str:
+    """A job's failure as a whole, as the service records it, in one line."""
+    by = failure.get("workid")
+    who = f"worker {clean(str(by))!r}" if by is not None else "its launcher"
+    reason = clean(str(failure.get("reason") or ""))
+    return f"job failed as a whole, by {who}" + (f": {reason}" if reason else "")
+
+
 def not_reported(body: dict[str, Any]) -> int | None:
     """How many expected workers have not reported yet; None for a job that expects no count
     (created without --workers)."""

@@ -12,8 +12,9 @@ from typing import Any
 
 from . import _sender, flush
 from ._cli_args import http_timeout
-from ._cli_exit import EXIT_CANNOT_EXECUTE, EXIT_COMMAND_NOT_FOUND
-from ._cli_output import error
+from ._cli_exit import EXIT_CANNOT_EXECUTE, EXIT_COMMAND_NOT_FOUND, EXIT_FAILED
+from ._cli_output import error, failure_text
+from ._http import ProgressError
 from .job import Job
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -21,6 +22,10 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def cmd_run(args: argparse.Namespace, base_url: str) -> int:
     job = Job(base_url, args.jobid, secret=args.secret, timeout=http_timeout(args))
+    failure = _job_failure(job)
+    if failure:
+        error(f"not running {args.argv[0]!r}: {failure_text(failure)}")
+        return EXIT_FAILED
     desc = args.desc if args.desc is not None else shlex.join(args.argv)
     # Signals stay forwarded until the end, so one arriving during the last report cannot
     # end `progress run` before it has said how the command ended.
@@ -43,6 +48,15 @@ def cmd_run(args: argparse.Namespace, base_url: str) -> int:
                 worker.fail(_describe_returncode(returncode))
         _deliver_last_report(worker, args.flush_timeout)
     return status
+
+
+def _job_failure(job: Job) -> dict[str, Any] | None:
+    """The job's failure as a whole, if it failed: then the command must not run. A service
+    that cannot tell (down, no such job) never stops the command."""
+    try:
+        return job.failed()
+    except ProgressError:
+        return None
 
 
 def _deliver_last_report(worker: Any, timeout: float) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from . import _http
 from ._cli_args import http_timeout
 from ._cli_exit import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT
-from ._cli_output import clean, error, note, print_json, summary
+from ._cli_output import clean, error, failure_text, note, print_json, summary
 from ._http import ServiceUnavailable
 
 
@@ -59,6 +59,9 @@ def _wait(args: argparse.Namespace, base_url: str, status: dict[str, Any]) -> in
 
 def _verdict(args: argparse.Namespace, body: dict[str, Any]) -> int | None:
     """The exit status if waiting is over, else None."""
+    if body.get("job_failed"):
+        error(f"job {clean(args.jobid)!r}: {failure_text(body['job_failed'])}")
+        return EXIT_FAILED
     workers = body.get("workers") or []
     failed = [w for w in workers if w.get("state") == "failed"]
     if args.fail_on_stale:

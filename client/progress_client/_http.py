@@ -48,6 +48,23 @@ class JobNotFound(RequestRejected):
     """The service does not know this job id (never created, or expired)."""
 
 
+class JobFailed(ProgressError):
+    """The job was failed as a whole (by a worker's `fail_job_on`, or `Job.fail()`): raised by
+    `job.worker(..., fail_job_on=...)` or `check_job=True` instead of starting the part.
+    `failure` is the service's record: by ("worker" or "launcher"), workid, reason, at."""
+
+    def __init__(self, jobid: str, failure: dict[str, Any]):
+        self.jobid = jobid
+        self.failure = dict(failure)
+        self.by = str(failure.get("by") or "")
+        self.workid = failure.get("workid")
+        self.reason = str(failure.get("reason") or "")
+        self.at = failure.get("at")
+        who = f"worker {self.workid!r}" if self.workid is not None else "its launcher"
+        why = f": {self.reason}" if self.reason else ""
+        super().__init__(f"job {jobid!r} was failed by {who}{why}")
+
+
 def base_url_from(url: str | None) -> str:
     """The service base URL from `url` or $PROGRESS_URL, without a trailing slash."""
     url = (url if url is not None else os.environ.get(ENV_URL, "")).strip()

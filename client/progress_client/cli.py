@@ -21,6 +21,7 @@ from ._cli_exit import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE
 from ._cli_jobs import (
     cmd_create,
     cmd_delete,
+    cmd_fail,
     cmd_info,
     cmd_ls,
     cmd_pending,
@@ -39,7 +40,8 @@ ${_http.ENV_JOBID} is set.
 
 exit status:
   0  success (wait: every worker is done)
-  1  the service refused the request (wait: a worker failed)
+  1  the service refused the request (wait: a worker or the job failed; run: the job
+     failed as a whole, so the command was not run)
   2  usage error: bad arguments, no URL, no job id
   3  wait: timed out
   4  no such job
@@ -51,6 +53,7 @@ examples:
   progress update "$JOBID" node7 5 22 --desc "lots of RFI"
   progress info "$JOBID"
   progress wait "$JOBID" --timeout 3600 && echo all done
+  progress fail "$JOBID" --reason "input 17 is corrupt"
   progress run "$JOBID" node7 -- ./calibrate.sh 1234
 """
 
@@ -269,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "wait",
         cmd_wait,
-        "Block until every worker is done (exit 0) or one failed (exit 1).",
+        "Block until every worker is done (exit 0), or one failed or the job did (exit 1).",
         "Polls the job's status. Exits 3 on --timeout, 4 if the job does not exist, 69 if\n"
         "the service cannot be reached (a few failed polls in a row are tolerated once it has\n"
         "answered). A job created with --workers N is done when N workers are; for other\n"
@@ -311,10 +314,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on stderr")
 
     p = command(
+        "fail",
+        cmd_fail,
+        "Fail the whole job: every worker that asks skips its part.",
+        "The page and chart say so in red, `progress wait` exits 1, `progress run` refuses to\n"
+        'start its command, the completion hook says "failed", and Python workers started\n'
+        "with fail_job_on or check_job=True raise JobFailed instead of running. The first\n"
+        "failure stands: failing a failed job again changes nothing.",
+    )
+    jobid_argument(p)
+    p.add_argument("--reason", default="", help="why (shown on the page and to the workers)")
+    p.add_argument("--workid", help="the worker failing it, if a worker does (default: none)")
+    secret_option(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on stderr")
+    p.add_argument("--json", action="store_true", help="print the failure that stands as JSON")
+
+    p = command(
         "run",
         cmd_run,
         "Run a command as one worker: running, then done, or failed with its exit status.",
-        "Reports the worker running (0%) and starts COMMAND with this terminal's stdin,\n"
+        "A job failed as a whole (progress fail) is not run: exit 1. Otherwise reports\n"
+        "the worker running (0%) and starts COMMAND with this terminal's stdin,\n"
         "stdout and stderr. When it ends, reports done (100%), or failed with desc\n"
         '"exit N" or "killed by SIGNAME", and exits with the command\'s own status (128+N\n'
         "for signal N, 127 when the command is not found, 126 when it cannot be started).\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import getpass
+import json
 import logging
 import os
 import re
@@ -73,12 +74,15 @@ class Job:
         secret: str | None = None,
         timeout: float = 30.0,
         workers: int | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Job:
         """Create (or overwrite) a job on the service and return it.
 
         `jobid` None makes a unique one. `workers` is how many workers the job expects: the
         service then counts the silent ones as 0 % and calls the job done only when that many
-        have finished (an extension of the MWA API; None leaves it out). The service may take
+        have finished (an extension of the MWA API; None leaves it out). `meta`, a small
+        JSON-serialisable dict, is kept with the job and returned in its status and completion
+        hook, for the reduce step (the service bounds its size). The service may take
         a few seconds to answer, hence the long `timeout`. Raises ProgressError if the service
         cannot be reached or refuses: this runs in the launcher, which should know before
         starting workers."""
@@ -93,6 +97,7 @@ class Job:
                 "maxage": _number(maxage),
                 "secret": secret,
                 "workers": _number(workers),
+                "meta": None if meta is None else json.dumps(meta, allow_nan=False),
             },
             timeout=timeout,
             job_endpoint=False,
@@ -168,6 +173,38 @@ class Job:
             timeout=self.timeout,
         )
 
+    def fail(self, reason: str = "", *, workid: Any = None) -> dict[str, Any]:
+        """Fail the whole job (the launcher's call; a worker's `fail_job_on` makes it with its
+        `workid`): the page and chart say so, `progress wait` exits 1, the completion hook says
+        "failed", and every worker that asks (`fail_job_on`, `check_job`) skips its part.
+        The first failure stands: failing a failed job changes nothing. Returns the failure
+        that stands (by, workid, reason, at).
+
+        Raises JobNotFound, ServiceUnavailable or RequestRejected (e.g. a wrong secret)."""
+        self._require_enabled()
+        body, _ = _http.request_json(
+            self.base_url,
+            "fail",
+            {
+                "jobid": self.jobid,
+                "workid": None if workid is None else str(workid),
+                "desc": _CONTROL.sub(" ", str(reason))[:MAX_DESC],
+                "secret": self.secret,
+            },
+            timeout=self.timeout,
+        )
+        return dict(body.get("job_failed") or {})
+
+    def failed(self) -> dict[str, Any] | None:
+        """The job's failure as a whole (by, workid, reason, at) if it was failed, else None:
+        for a long-running worker to ask now and then whether to go on.
+
+        Raises JobNotFound, ServiceUnavailable or RequestRejected."""
+        self._require_enabled()
+        params = {"jobid": self.jobid, "workers": "none"}
+        body, _ = _http.request_json(self.base_url, "status", params, timeout=self.timeout)
+        return body.get("job_failed") or None
+
     @classmethod
     async def acreate(cls, *args: Any, **kwargs: Any) -> Job:
         """`Job.create` for asyncio code: the request runs in a thread, not in the loop."""
@@ -196,17 +233,39 @@ class Job:
         desc: str | None = None,
         min_interval: float = 1.0,
         timeout: float = 5.0,
+        fail_job_on: type[BaseException] | Iterable[type[BaseException]] = (),
+        check_job: bool = False,
     ) -> Worker:
         """A handle for one worker of this job; it reports its starting state at once.
 
         `workid` None means this process's id from the launcher (see `default_workid`).
-        `total` None means not known yet: `track()` fills it in from the iterable's length."""
+        `total` None means not known yet: `track()` fills it in from the iterable's length.
+
+        `fail_job_on`: exception classes that, raised in the `with` block, fail the whole job
+        (`Job.fail`) besides this worker; the exception is still re-raised. With it, or with
+        `check_job=True`, this call first asks the service whether the job has failed and
+        then raises JobFailed instead of starting (nothing is reported for this worker). If
+        the service cannot tell (down, unknown job), the worker starts as usual."""
         if workid is None:
             workid = _launcher.default_workid()
+        fail_on = _exception_classes(fail_job_on)
+        if fail_on or check_job:
+            self._raise_if_failed()
         return Worker(
             self, workid, total, current=current, desc=desc,
-            min_interval=min_interval, timeout=timeout,
+            min_interval=min_interval, timeout=timeout, fail_job_on=fail_on,
         )  # fmt: skip
+
+    def _raise_if_failed(self) -> None:
+        if not self.enabled:
+            return
+        try:
+            failure = self.failed()
+        except _http.ProgressError as exc:  # reporting is best effort: the work goes on
+            log.warning("progress_client: cannot tell whether job %r failed: %s", self.jobid, exc)
+            return
+        if failure:
+            raise _http.JobFailed(self.jobid, failure)
 
     def __repr__(self) -> str:
         if not self.enabled:
@@ -262,9 +321,11 @@ class Worker:
         desc: str | None = None,
         min_interval: float = 1.0,
         timeout: float = 5.0,
+        fail_job_on: tuple[type[BaseException], ...] = (),
     ):
         self.job = job
         self.workid = str(workid)
+        self.fail_job_on = fail_job_on
         self.min_interval = float(min_interval)
         self.timeout = float(timeout)
         self._lock = threading.Lock()
@@ -434,6 +495,16 @@ class Worker:
                 self.done()
         else:
             self.fail(exc_type.__name__)
+            if self.fail_job_on and isinstance(exc, self.fail_job_on):
+                self._fail_job(exc_type, exc)
+
+    @_never_raise
+    def _fail_job(self, exc_type: type[BaseException], exc: BaseException | None) -> None:
+        """Fail the whole job for an exception listed in `fail_job_on`, before the block's
+        exception propagates, so that the next part to start already knows."""
+        text = str(exc) if exc is not None else ""
+        reason = f"{exc_type.__name__}: {text}" if text else exc_type.__name__
+        self.job.fail(reason, workid=self.workid)
 
     def __repr__(self) -> str:
         return f"<Worker {self.workid!r} of {self.job!r}: {self._current}/{self._total}>"
@@ -474,6 +545,17 @@ def _release(key: Any) -> None:
         _sender.get_sender().release(key)
     except Exception:
         pass
+
+
+def _exception_classes(classes: Any) -> tuple[type[BaseException], ...]:
+    """`fail_job_on` as isinstance() takes it: one class, or any iterable of them."""
+    if isinstance(classes, type):
+        classes = (classes,)
+    classes = tuple(classes or ())
+    for c in classes:
+        if not (isinstance(c, type) and issubclass(c, BaseException)):
+            raise TypeError(f"fail_job_on takes exception classes, not {c!r}")
+    return classes
 
 
 def _clean_exit(exc: BaseException | None) -> bool:

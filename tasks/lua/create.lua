@@ -8,6 +8,7 @@
 -- ARGV[2] tag   ARGV[3] jobid   ARGV[4] desc   ARGV[5] now   ARGV[6] maxage   ARGV[7] incarnation
 -- ARGV[8] expires at   ARGV[9] secret digest ('' for none)   ARGV[10] notify URL ('' for none)
 -- ARGV[11] max_jobs   ARGV[12] workers expected ('' for no number)
+-- ARGV[13] the launcher's meta, a JSON object ('' for none)
 -- Returns a domain.model.CreateOutcome: 1 created, 0 wrong secret, 2 too many jobs; an error
 -- STORE_CHANGED, writing nothing, if the store's identity is not the one given.
 --- @include "secret_matches"
@@ -19,6 +20,7 @@ end
 local tag, jobid, desc, now, maxage, incarnation, expires_at, secret, notify, max_jobs, expected =
   ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10],
   tonumber(ARGV[11]), ARGV[12]
+local job_meta = ARGV[13]
 local WRONG_SECRET, CREATED, TOO_MANY_JOBS = 0, 1, 2
 
 if not secret_matches(redis.call('HGET', meta, 'secret'), secret) then return WRONG_SECRET end
@@ -33,6 +35,7 @@ redis.call('HSET', meta, 'jobid', jobid, 'desc', desc, 'created', now, 'maxage',
 if secret ~= '' then redis.call('HSET', meta, 'secret', secret) end
 if notify ~= '' then redis.call('HSET', meta, 'notify', notify) end
 if expected ~= '' then redis.call('HSET', meta, 'expected', expected) end
+if job_meta ~= '' then redis.call('HSET', meta, 'job_meta', job_meta) end
 redis.call('ZADD', expiry, expires_at, tag)
 redis.call('ZADD', recent, now, tag)
 redis.call('ZREM', renders_due, tag)  -- a render due for the earlier incarnation is not

@@ -11,7 +11,7 @@ local now, stale_after, probe = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(A
 if redis.call('EXISTS', meta) == 0 then return false end
 local values = redis.call('HMGET', meta, 'jobid', 'desc', 'created', 'maxage', 'incarnation',
                           'version', 'running', 'done', 'failed', 'pct_sum', 'last_update',
-                          'expected')
+                          'expected', 'job_failed', 'job_meta')
 local stale_before = now - stale_after  -- stale: silent since before this (strictly)
 local stale = redis.call('ZCOUNT', active, '-inf', '(' .. stale_before)
 local fresh_blocked = redis.call('ZCOUNT', blocked, stale_before, '+inf')
