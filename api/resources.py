@@ -14,6 +14,7 @@ from api.chart_cache import ChartCache
 from api.openapi import openapi_spec
 from api.params import parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
+from domain.lifetimes import OVERSTAYING_NAMED, SLOWEST
 from domain.model import (
     AcceptOutcome,
     CreateOutcome,
@@ -256,6 +257,7 @@ class Status(Resource):
         if info is None:
             raise JobNotFound(jobid)
         document = status_document(info, now, stale_after)
+        document["lifetimes"] = self.store.lifetimes(jobid, SLOWEST, OVERSTAYING_NAMED).as_dict()
         if which == "problems":
             failed, stale = self.store.problems(jobid, now, stale_after, limit)
             workers = sorted(failed, key=_natural) + sorted(stale, key=_natural)
@@ -373,7 +375,14 @@ def worker_entry(w: WorkerRow, now: float, stale_after: float) -> dict:
         "updated": w.updated,
         "stale": state is WorkerState.STALE,
         "state": state,
+        **lifetime_fields(w),
     }
+
+
+def lifetime_fields(w: WorkerRow) -> dict:
+    """When the worker started and finished, on the service's clock (null: not known, or not
+    yet), and the seconds between (null until it finishes)."""
+    return {"started": w.started, "finished": w.finished, "duration": w.duration}
 
 
 def status_document(info: JobInfo, now: float, stale_after: float) -> dict:

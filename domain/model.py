@@ -114,10 +114,21 @@ class WorkerRow:
     ok: bool
     desc: str
     updated: float  # Unix time the service accepted this state
+    # Lifetime (tasks/lua/apply.lua): the service's time of its first update in this incarnation,
+    # and of the update that turned it done or failed; None where not known or not yet.
+    started: float | None = None
+    finished: float | None = None
 
     @property
     def percent(self) -> float:
         return 100.0 * self.current / self.total
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from started to finished (to the microsecond of the stamps); None until then."""
+        if self.started is None or self.finished is None:
+            return None
+        return round(self.finished - self.started, 6)
 
     def is_stale(self, now: float, stale_after: float) -> bool:
         """Silent for too long while unfinished: the worker may have died without saying so."""

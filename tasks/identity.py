@@ -21,6 +21,8 @@ import threading
 import uuid
 from dataclasses import dataclass
 
+from redis.exceptions import ConnectionError
+
 log = logging.getLogger("progress.store")
 
 
@@ -44,8 +46,10 @@ class StoreMismatch(Exception):
         self.found = found
 
 
-class StoreIdentityChanged(Exception):
-    """A script found the store's identity other than the one it was given."""
+class StoreIdentityChanged(ConnectionError):
+    """A script found the store's identity other than the one it was given. Pipeline looks
+    again and retries once; should the store change again meanwhile, the caller sees what it
+    is: the store it knows is not reachable at the moment (a 503)."""
 
 
 class IdentityGuard:

@@ -16,6 +16,10 @@ of a job shares the hash tag {T}):
   progress:{T}:finish    zset   running workers -> projected finish time (the ETA)
   progress:{T}:blocked   zset   running workers with no ETA yet -> time of update
                                 (the indexes are kept by tasks/lua/apply.lua, which says how)
+  progress:{T}:lifetimes      hash  workid -> when it started and finished: 'S' or 'S F', stamps
+  progress:{T}:durations      zset  done and failed workers -> how long they ran (F - S, s)
+  progress:{T}:running_since  zset  running workers -> when they started (S, s)
+                                (kept by apply.lua's track_lifetime, which says how)
   progress:jobs:expiry   zset   T -> time after which the job is deleted
   progress:jobs:recent   zset   T -> creation time, for the overview
   progress:inbox         list   accepted updates not yet claimed by an ingest worker
@@ -49,6 +53,7 @@ import numpy as np
 from redis import Redis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
+from domain.lifetimes import Lifetime, Lifetimes, Overstayer, median
 from domain.model import (
     CreateOutcome,
     DeleteOutcome,
@@ -124,8 +129,17 @@ def _index_keys(tag: str) -> tuple[str, ...]:
     return tuple(f"{prefix}:{name}" for name in _INDEXES)
 
 
+_LIFETIMES = ("lifetimes", "durations", "running_since")
+
+
+def _lifetime_keys(tag: str) -> tuple[str, ...]:
+    """A job's lifetime records, kept by apply.lua: lifetimes, durations, running_since."""
+    prefix = f"progress:{{{tag}}}"
+    return tuple(f"{prefix}:{name}" for name in _LIFETIMES)
+
+
 def _all_keys(tag: str) -> list[str]:
-    return [*_keys(tag), *_index_keys(tag)]
+    return [*_keys(tag), *_index_keys(tag), *_lifetime_keys(tag)]
 
 
 def job_keys(jobid: str) -> list[str]:
@@ -157,9 +171,21 @@ def encode_row(current: float, total: float, ok: bool, desc: str) -> str:
     return f"{state}[{float(current)!r},{float(total)!r},{flag},{text}]"
 
 
-def decode_row(workid: str, row: str) -> WorkerRow:
+def decode_row(workid: str, row: str, lifetime: bytes | None = None) -> WorkerRow:
+    """A worker row, with when it started and finished if its lifetime record is given."""
     current, total, ok, desc = json.loads(row[STAMP_DIGITS + 1 :])
-    return WorkerRow(workid, current, total, ok, desc, int(row[:STAMP_DIGITS]) / 1e6)
+    updated = int(row[:STAMP_DIGITS]) / 1e6
+    started, _, finished = (lifetime or b"").decode().partition(" ")
+    return WorkerRow(
+        workid,
+        current,
+        total,
+        ok,
+        desc,
+        updated,
+        started=int(started) / 1e6 if started else None,
+        finished=int(finished) / 1e6 if finished else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -225,6 +251,7 @@ class Store:
         self._expire, self._wake = script("expire"), script("wake")
         self._claim_overdue, self._summary = script("claim_overdue"), script("summary")
         self._delete, self._identity = script("delete"), script("identity")
+        self._lifetimes = script("lifetimes")
         self._fail_job = script("fail_job")
 
     def _own_connection(self) -> Redis:
@@ -258,7 +285,8 @@ class Store:
         tag = job_tag(jobid)
         outcome = self._guarded(
             self._create,
-            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, IDENTITY, *_index_keys(tag)],
+            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, IDENTITY, *_index_keys(tag)]
+            + list(_lifetime_keys(tag)),
             args=[
                 identity,
                 tag,
@@ -386,6 +414,36 @@ class Store:
         more = len(members) > limit and rows
         return rows, rows[-1].workid if more else None
 
+    # -- lifetimes (apply.lua's track_lifetime keeps them) -------------------------------------
+    def lifetimes(self, jobid: str, slowest: int, named: int) -> Lifetimes:
+        """How long the job's finished workers took, the `slowest` of them, and up to `named` of
+        the running workers that have already run longer than any finished one."""
+        lifetimes, durations, running_since = _lifetime_keys(job_tag(jobid))
+        now, finished, middle, top, overstaying, overstayers = self._lifetimes(
+            keys=[durations, running_since, lifetimes], args=[slowest, named]
+        )
+        return Lifetimes(
+            now=float(now),
+            finished=finished,
+            median=median([float(x) for x in middle]),
+            slowest=tuple(_lifetime(w.decode(), float(d), record) for w, d, record in top),
+            overstaying=overstaying,
+            overstayers=tuple(Overstayer(w.decode(), float(t)) for w, t in overstayers),
+        )
+
+    def finished_durations(self, jobid: str) -> list[tuple[str, float, bool]] | None:
+        """Every finished worker's (workid, duration, failed), shortest first; None for no such
+        job."""
+        tag = job_tag(jobid)
+        failed_key, durations_key = _index_keys(tag)[1], _lifetime_keys(tag)[1]
+        with self.redis.pipeline(transaction=False) as pipe:  # not MULTI: as in _rows
+            pipe.exists(_keys(tag)[0]).zrange(durations_key, 0, -1, withscores=True)
+            exists, durations, failed = pipe.zrange(failed_key, 0, -1).execute()
+        if not exists:
+            return None
+        failed = set(failed)
+        return [(w.decode(), d, w in failed) for w, d in durations]
+
     def problems(
         self, jobid: str, now: float, stale_after: float, limit: int
     ) -> tuple[list[WorkerRow], list[WorkerRow]]:
@@ -402,8 +460,15 @@ class Store:
     def _rows(self, tag: str, workids: list[bytes]) -> list[WorkerRow]:
         if not workids:
             return []
-        rows = self.redis.hmget(_keys(tag)[1], workids)
-        return [decode_row(w.decode(), r.decode()) for w, r in zip(workids, rows) if r is not None]
+        # Not MULTI: a full Redis refuses to queue commands, and reads must go on then.
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(_keys(tag)[1], workids).hmget(_lifetime_keys(tag)[0], workids)
+            rows, lifetimes = pipe.execute()
+        return [
+            decode_row(w.decode(), r.decode(), lifetime)
+            for w, r, lifetime in zip(workids, rows, lifetimes)
+            if r is not None
+        ]
 
     # -- the update path ---------------------------------------------------------------------
     def accept_updates(
@@ -485,7 +550,7 @@ class Store:
             keys: list[str] = [BATCHES, BATCHES_DUE, RENDER_DUE, STATS]
             args: list = [batch_id, repr(now), int(n == len(parts))]
             for (tag, incarnation), triples in part:
-                keys += [*_keys(tag)[:2], *_index_keys(tag)]
+                keys += [*_keys(tag)[:2], *_index_keys(tag), *_lifetime_keys(tag)]
                 args += [tag, incarnation, len(triples), *(x for t in triples for x in t)]
             results = self._apply(keys=keys, args=args)
             for ((tag, _), _), (_, scheduled, rendered_at, finished, notify) in zip(part, results):
@@ -658,6 +723,16 @@ def _identity(fields: dict[bytes, bytes]) -> Identity:
         created=float(fields[b"created"]),
         previous=fields.get(b"previous", b"").decode(),
         reset_at=float(reset_at) if reset_at else None,
+    )
+
+
+def _lifetime(workid: str, duration: float, record: bytes) -> Lifetime:
+    started, _, finished = record.decode().partition(" ")
+    return Lifetime(
+        workid,
+        round(duration, 6),
+        started=int(started) / 1e6 if started else None,
+        finished=int(finished) / 1e6 if finished else None,
     )
 
 

@@ -19,9 +19,11 @@
 --   active   running workers, by time of update: the stale ones are the oldest
 --   finish   running workers with an ETA, by projected finish time (domain.model.summarize)
 --   blocked  running workers without one (no progress yet, or too little history), by update
+-- and each worker's lifetime (track_lifetime below): lifetimes, durations, running_since.
 -- KEYS[1] batches (hash)   KEYS[2] batches due (zset)   KEYS[3] renders due (zset)   KEYS[4] stats
--- KEYS[7j-2 .. 7j+4]  of the j-th job of the batch (j = 1, 2, ...): meta, workers, order,
---                     failed, active, finish, blocked
+-- KEYS[4+K(j-1)+1 .. 4+Kj]  of the j-th job of the batch (j = 1, 2, ...), K = KEYS_PER_JOB:
+--                     meta, workers, order, failed, active, finish, blocked,
+--                     lifetimes, durations, running_since
 -- ARGV[1] batch id   ARGV[2] now   ARGV[3] '1' for the batch's last part
 -- ARGV[4..] per job: tag, incarnation, number of updates n, then n triples of workid, row,
 --           natural-order member
@@ -32,6 +34,7 @@ local batch_id, now, last_part = ARGV[1], ARGV[2], ARGV[3] == '1'
 local STAMP_DIGITS = 17  -- tasks.store.STAMP_DIGITS
 local ETA_HISTORY = 5  -- seconds of history before a worker's rate is trusted (domain.model)
 local NOTHING = {0, 0, '0', '', ''}
+local KEYS_PER_JOB = 10
 
 -- A stored row: stamp (microseconds), state letter (domain.model.STORED_LETTER: r running,
 -- d done, f failed), then the JSON of [current, total, ok, desc].
@@ -56,6 +59,44 @@ local function bar(parsed)
     .. parsed.state
 end
 
+-- ---- Lifetimes: when each worker started and finished (tasks/store.py: lifetimes,
+-- durations, running_since; read with the rows and by tasks/lua/lifetimes.lua).
+--   lifetimes      worker -> 'S' or 'S F': S the stamp of its first update in this incarnation
+--                  (the earliest, should an older update be applied after a newer one), F the
+--                  stamp of the update that turned it done or failed (gone if it runs again).
+--                  Stamps are accept.lua's, from Redis's clock.
+--   durations      done and failed workers -> (F - S) seconds: median, slowest, histogram
+--   running_since  running workers -> S seconds: who has run longer than any finished one
+-- Only a worker first seen with this script has a record (one seen before it has none). A
+-- running worker's next progress update changes none of it, and costs no command here.
+local function track_lifetime(k, workid, old, new, applied)
+  if applied and old and (old.state == 'r') == (new.state == 'r') then return end
+  local lifetimes, durations, running_since = k[8], k[9], k[10]
+  local record = redis.call('HGET', lifetimes, workid)
+  if old and not record then return end
+  local started, finished = new.stamp, nil
+  if record then
+    local s, f = string.match(record, '^(%d+) ?(%d*)$')
+    started = new.stamp < s and new.stamp or s  -- STAMP_DIGITS digits: they compare as text
+    if f ~= '' then finished = f end
+    if not applied and started == s then return end  -- an older update, and not the first
+  end
+  local state = old and old.state or new.state
+  if applied then
+    state = new.state
+    finished = new.state ~= 'r' and new.stamp or nil
+  end
+  redis.call('HSET', lifetimes, workid, finished and (started .. ' ' .. finished) or started)
+  if state == 'r' then
+    redis.call('ZREM', durations, workid)
+    redis.call('ZADD', running_since, tonumber(started) / 1e6, workid)
+  else
+    redis.call('ZREM', running_since, workid)
+    local ran = (tonumber(finished or new.stamp) - tonumber(started)) / 1e6
+    redis.call('ZADD', durations, ran, workid)
+  end
+end
+
 local function apply_job(k, tag, incarnation, first, last)
   local meta, workers, order, failed_set, active, finish, blocked =
     k[1], k[2], k[3], k[4], k[5], k[6], k[7]
@@ -72,7 +113,9 @@ local function apply_job(k, tag, incarnation, first, last)
     local old_row = redis.call('HGET', workers, workid)
     local new = parse(row)
     local old = old_row and parse(old_row)
-    if (not old) or old.stamp < new.stamp then
+    local applied = (not old) or old.stamp < new.stamp
+    track_lifetime(k, workid, old, new, applied)
+    if applied then
       redis.call('HSET', workers, workid, row)
       if old then redis.call('ZREM', order, member .. '\0' .. bar(old)) end
       redis.call('ZADD', order, 0, member .. '\0' .. bar(new))
@@ -130,7 +173,7 @@ while i <= #ARGV do
   local tag, incarnation, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local first = i + 3
   local k = {}
-  for x = 1, 7 do k[x] = KEYS[4 + 7 * (j - 1) + x] end
+  for x = 1, KEYS_PER_JOB do k[x] = KEYS[4 + KEYS_PER_JOB * (j - 1) + x] end
   results[j] = apply_job(k, tag, incarnation, first, first + 3 * n - 1)
   i, j = first + 3 * n, j + 1
 end
