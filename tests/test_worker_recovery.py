@@ -333,9 +333,13 @@ def test_make_run_keeps_every_process_through_a_redis_restart(make_run):
     assert_flowing_again(run.url, store, jobid, "start", run.log)
     before = run.all_running()
 
-    kill_and_restart(server, down_for=3)
-    wait_until(run.healthy, 60, interval=0.5, what=f"/healthz 200 again\n{run.log()}")
-    assert_flowing_again(run.url, store, jobid, "the Redis restart", run.log)
+    # kombu's crash on the broken connection (tasks.broker_faults) needs a BRPOP under way when
+    # the socket dies, so not every restart shows it: three, under a stream of updates.
+    with UpdateStream(run, jobid, threads=2):
+        for n in range(3):
+            kill_and_restart(server)
+            wait_until(run.healthy, 60, interval=0.5, what=f"/healthz 200 again\n{run.log()}")
+            assert_flowing_again(run.url, store, jobid, f"Redis restart #{n + 1}", run.log)
     time.sleep(3)  # a crash on reconnecting comes within a second or two
 
     assert run.proc.poll() is None, f"make run stopped\n{run.log()}"
@@ -350,7 +354,6 @@ def test_a_worker_that_stops_consuming_exits_and_make_run_starts_it_again(make_r
     run = make_run(PROGRESS_WEDGED_AFTER=str(wedged_after))
     store = Store(make_run.redis.client())
     before = run.all_running()
-    assert run.log(10**6).count("event=watchdog_started") == len(ROLES), run.log()
 
     # The render worker stops consuming and lives on: Celery's own remote control cancels its
     # consumer of the render queue. The sweep's heartbeats then wait there, unreceived.
@@ -386,3 +389,5 @@ def test_a_worker_that_stops_consuming_exits_and_make_run_starts_it_again(make_r
     assert requests.get(f"{run.url}/progress/create", params={"jobid": jobid}, timeout=10).ok
     assert_flowing_again(run.url, store, jobid, "render's restart", run.log)
     assert run.proc.poll() is None, run.log()
+    # One watchdog per worker, and one more for the restarted render worker.
+    assert run.log(10**6).count("event=watchdog_started") == len(ROLES) + 1, run.log()
