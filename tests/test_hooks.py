@@ -360,3 +360,25 @@ def test_a_receiver_that_never_answers_delays_no_chart(live_service, jobid, rece
     # The hook does give up, after its timeout and not much later.
     wait_until(lambda: hanging.given_up, notify.TIMEOUT + 5, what="the hook to give up")
     assert notify.TIMEOUT - 0.5 < hanging.given_up[0] - hung_at < notify.TIMEOUT + 3
+
+
+def test_a_job_failed_as_a_whole_sends_failed_once_with_its_failure_and_meta(
+    live_service, jobid, receivers, hook_key
+):
+    receiver = receivers()
+    meta = '{"input": "s3://bucket/run-7/", "parts": 3}'
+    live_service.get("create", jobid=jobid, notify=receiver.url, meta=meta)
+    live_service.get("update", jobid=jobid, workid="a", current=1, total=2)
+    failed = live_service.get("fail", jobid=jobid, workid="b", desc="ValueError: bad input")
+    assert failed.status_code == 200, failed.text
+    wait_until(lambda: receiver.received, 30, what="the failure hook")
+    # The failing worker's own red bar, and every worker done later: no second hook.
+    live_service.get("update", jobid=jobid, workid="b", current=1, total=2, ok=0)
+    live_service.get("update", jobid=jobid, workid="a", current=2, total=2)
+    live_service.get("update", jobid=jobid, workid="b", current=2, total=2, desc="last")
+    wait_until(lambda: live_service.get("status", jobid=jobid).json()["counts"]["done"] == 2, 20)
+    [delivery] = receiver.received
+    document = verified(delivery, hook_key)
+    assert document["state"] == "failed"
+    assert document["job_failed"] == failed.json()["job_failed"]
+    assert document["meta"] == {"input": "s3://bucket/run-7/", "parts": 3}

@@ -194,6 +194,8 @@ function renderClock() {
     eta = left > 0 ? "about " + fmtDur(left) : "any moment now";
     note = "Done around " + fmtWhen(finish) + ", if each running worker keeps the average " +
            "rate it has shown since the job was created (the slowest one decides).";
+  } else if (doc.job_failed) {
+    note = "No estimate: the job failed as a whole.";
   } else if (n === 0) {
     note = "No estimate until workers report.";
   } else if (doc.workers_silent) {
