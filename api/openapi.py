@@ -117,7 +117,9 @@ def openapi_spec(settings: Settings) -> dict:
                 settings,
                 summary="The job's chart as a PNG",
                 description="Charts are drawn in the background after each change. Send the "
-                "last ETag in If-None-Match to get a 304 while the chart is unchanged.",
+                "last ETag in If-None-Match to get a 304 while the chart is unchanged. "
+                "view=lifetimes: a histogram of how long the finished workers took, drawn when "
+                "asked for (its ETag changes only when a worker finishes).",
                 params=table["render"],
                 headers=[IF_NONE_MATCH],
                 ok={
@@ -564,6 +566,7 @@ def _schemas() -> dict:
                     "each in natural order, at most `limit` of each. The counts cover all.",
                     "items": _ref("Worker"),
                 },
+                lifetimes=_ref("Lifetimes"),
             ),
             next_after={
                 **string,
@@ -582,7 +585,9 @@ def _schemas() -> dict:
             updated=number,
             stale={"type": "boolean"},
             state={"type": "string", "enum": states},
+            **_lifetime_fields(),
         ),
+        "Lifetimes": _lifetimes_schema(),
         "Jobs": _object(
             jobs={"type": "array", "items": _ref("JobRow")},
             total=count,
@@ -616,3 +621,38 @@ def _schemas() -> dict:
             show=url,
         ),
     }
+
+
+def _lifetime_fields() -> dict:
+    """A worker's lifetime, in a status document's workers."""
+    time = {"type": "number", "nullable": True}
+    return {
+        "started": {**time, "description": "When the service got its first update (Unix time, "
+                    "the service's clock); null for a worker seen before lifetimes were kept"},
+        "finished": {**time, "description": "When the update that made it done or failed "
+                     "arrived; null while it runs"},
+        "duration": {**time, "minimum": 0, "description": "finished - started, seconds; null "
+                     "until it finishes"},
+    }  # fmt: skip
+
+
+def _lifetimes_schema() -> dict:
+    """A status document's `lifetimes`: how long the finished workers took."""
+    seconds = {"type": "number", "minimum": 0}
+    time = {"type": "number"}
+    return _object(
+        finished={"type": "integer", "minimum": 0,
+                  "description": "Workers done or failed (whose start is known)"},
+        median_seconds={**seconds, "nullable": True},
+        longest_seconds={**seconds, "nullable": True},
+        slowest={"type": "array", "maxItems": 5, "description": "The slowest five, slowest first",
+                 "items": _object(workid={"type": "string"}, started=time, finished=time,
+                                  duration=seconds)},
+        overstaying={"type": "integer", "minimum": 0,
+                     "description": "Running workers that have already run longer than "
+                     "longest_seconds"},
+        overstaying_workers={"type": "array", "maxItems": 25,
+                             "description": "The first 25 of them, longest running first",
+                             "items": _object(workid={"type": "string"}, started=time,
+                                              running_seconds=seconds)},
+    )  # fmt: skip

@@ -15,6 +15,7 @@ import falcon
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from domain.formatting import percent_label, utc_time_label
+from domain.lifetimes import OVERSTAYING_TEXT
 from domain.model import STATE_COLOURS, WorkerState
 from tasks.settings import Settings
 
@@ -172,6 +173,7 @@ def show_page(
         **urls,
         "states": [state.value for state in WorkerState],
         "problem_states": [state.value for state in PROBLEM_STATES],
+        "overstaying_text": OVERSTAYING_TEXT,  # the lifetimes view's flag
     }
     home = urls["show"].split("/progress/show", 1)[0] + "/progress/"
     return _templates.get_template("show.html").render(

@@ -227,6 +227,10 @@ WORKER_LIMIT = Param("limit", "number", default=1000, minimum=1, maximum=10000, 
 AFTER = Param("after", "identifier", max_length=Setting("max_id_length"),
     description="workers=all: start after this worker id (the `next_after` of the previous "
     "page). Empty: from the first worker.")
+VIEW = Param("view", "enum", default="chart", values=("chart", "lifetimes"), max_length=16,
+    description="chart: the job's progress chart, one bar per worker; lifetimes: a histogram "
+    "of how long its finished (done or failed) workers took, with the median and the slowest "
+    "five.")
 INTERVAL = Param("interval", "number", default=30.0, minimum=1, maximum=86400,
     description="Seconds between the page's refreshes.")
 LIMIT = Param("limit", "number", default=20, minimum=1, maximum=200, whole=True,
@@ -239,7 +243,7 @@ ENDPOINT_PARAMS: dict[str, tuple[Param, ...]] = {
     "create": (JOBID, DESC, MAXAGE, SECRET, NOTIFY, EXPECTED, META),
     "update": (JOBID, WORKID, CURRENT, TOTAL, OK, DESC, SECRET),
     "status": (JOBID, WORKERS, WORKER_LIMIT, AFTER),
-    "render": (JOBID,),
+    "render": (JOBID, VIEW),
     "show": (JOBID, INTERVAL),
     "jobs": (LIMIT, OFFSET),
     "delete": (JOBID, SECRET),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -27,6 +28,7 @@ from domain.model import (
     natural_key,
     worker_state,
 )
+from renderer.lifetimes import lifetimes_png
 from tasks.pipeline import Pipeline, WorkerReport
 from tasks.settings import Settings
 from tasks.store import Store
@@ -284,17 +286,37 @@ class Render(Resource):
         self.charts = charts
 
     def handle(self, req, resp, params):
-        jobid = parse("render", params, self.settings)["jobid"]
+        p = parse("render", params, self.settings)
+        jobid = p["jobid"]
+        if p["view"] == "lifetimes":
+            self.send_lifetimes(req, resp, jobid)
+            return
         chart = self.charts.get(jobid)
         if chart is None:
             raise JobNotFound(jobid)
-        resp.cache_control = ["no-cache"]
-        resp.etag = chart.etag
-        if req.if_none_match and any(tag == chart.etag for tag in req.if_none_match):
-            resp.status = falcon.HTTP_304
-            return
-        resp.content_type = "image/png"
-        resp.data = chart.png
+        _send_png(req, resp, chart.etag, lambda: chart.png)
+
+    def send_lifetimes(self, req, resp, jobid: str) -> None:
+        """The lifetimes histogram, drawn on request (with Pillow, in milliseconds) unless the
+        browser holds the one of these very durations: nothing is drawn or stored for the jobs
+        nobody looks at this way, and an open page's polls cost a read and a 304."""
+        found = self.store.finished_durations(jobid)
+        if found is None:
+            raise JobNotFound(jobid)
+        desc, finished = found
+        digest = hashlib.sha256(repr((jobid, desc, finished)).encode()).hexdigest()[:32]
+        _send_png(req, resp, f"lifetimes-{digest}", lambda: lifetimes_png(jobid, desc, finished))
+
+
+def _send_png(req, resp, etag: str, draw) -> None:
+    """A PNG with its ETag, or a 304 when If-None-Match names it (then `draw` is not called)."""
+    resp.cache_control = ["no-cache"]
+    resp.etag = etag
+    if req.if_none_match and any(tag == etag for tag in req.if_none_match):
+        resp.status = falcon.HTTP_304
+        return
+    resp.content_type = "image/png"
+    resp.data = draw()
 
 
 class Show(Resource):

@@ -4,7 +4,10 @@ histogram of finished workers' durations the lifetimes chart draws (renderer/lif
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 SLOWEST = 5  # finished workers named as the slowest
 OVERSTAYING_NAMED = 25  # running workers named of those running longer than any finished one
@@ -97,15 +100,31 @@ def bin_width(span: float, bins: int = MAX_BINS) -> float:
     return 86400.0 * math.ceil(span / (86400 * bins))
 
 
-def histogram(durations: list[float], failed: list[bool]) -> Histogram:
+def histogram(durations: Sequence[float], failed: Sequence[bool]) -> Histogram:
     """Bins of a readable width from just below the shortest duration to past the longest."""
-    low, high = min(durations), max(durations)
+    values, is_failed = np.asarray(durations, dtype=float), np.asarray(failed, dtype=bool)
+    low, high = float(values.min()), float(values.max())
     width = bin_width(high - low)
     start = math.floor(low / width) * width
     bins = max(1, math.floor((high - start) / width) + 1)
-    done, fail = [0] * bins, [0] * bins
-    for value, is_failed in zip(durations, failed):
-        i = min(bins - 1, int((value - start) // width))
-        (fail if is_failed else done)[i] += 1
+    index = np.minimum(bins - 1, ((values - start) // width).astype(int))
+    done = np.bincount(index[~is_failed], minlength=bins)
+    fail = np.bincount(index[is_failed], minlength=bins)
     edges = tuple(start + i * width for i in range(bins + 1))
-    return Histogram(edges, tuple(done), tuple(fail))
+    return Histogram(edges, tuple(int(n) for n in done), tuple(int(n) for n in fail))
+
+
+def lifetime_label(seconds: float) -> str:
+    """A duration as precise as a lifetime needs: 0.23 s, 4.5 s, 42 s, 3 min 5 s, 2 h 10 min."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    if seconds < 10:
+        return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes, hours = int(seconds // 60), int(seconds // 3600)
+    if seconds < 7200:
+        return f"{minutes} min" + (f" {int(seconds % 60)} s" if minutes < 10 else "")
+    if seconds < 172800:
+        return f"{hours} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+    return f"{seconds / 86400:.0f} d"

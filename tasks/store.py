@@ -431,18 +431,18 @@ class Store:
             overstayers=tuple(Overstayer(w.decode(), float(t)) for w, t in overstayers),
         )
 
-    def finished_durations(self, jobid: str) -> list[tuple[str, float, bool]] | None:
-        """Every finished worker's (workid, duration, failed), shortest first; None for no such
-        job."""
+    def finished_durations(self, jobid: str) -> tuple[str, list[tuple[str, float, bool]]] | None:
+        """The job's description, and every finished worker's (workid, duration, failed),
+        shortest first; None for no such job."""
         tag = job_tag(jobid)
         failed_key, durations_key = _index_keys(tag)[1], _lifetime_keys(tag)[1]
         with self.redis.pipeline(transaction=False) as pipe:  # not MULTI: as in _rows
-            pipe.exists(_keys(tag)[0]).zrange(durations_key, 0, -1, withscores=True)
-            exists, durations, failed = pipe.zrange(failed_key, 0, -1).execute()
-        if not exists:
+            pipe.hget(_keys(tag)[0], "desc").zrange(durations_key, 0, -1, withscores=True)
+            desc, durations, failed = pipe.zrange(failed_key, 0, -1).execute()
+        if desc is None:
             return None
         failed = set(failed)
-        return [(w.decode(), d, w in failed) for w, d in durations]
+        return desc.decode(), [(w.decode(), d, w in failed) for w, d in durations]
 
     def problems(
         self, jobid: str, now: float, stale_after: float, limit: int

@@ -6,9 +6,13 @@ run here, so every update's stamp is known exactly."""
 
 from __future__ import annotations
 
-import pytest
+import io
 
-from domain.lifetimes import bin_width, histogram, median
+import pytest
+from PIL import Image
+
+from domain.lifetimes import bin_width, histogram, lifetime_label, median
+from domain.model import STATE_COLOURS, WorkerState
 from tests.harness import RedisServer
 from tests.inprocess import InProcessService
 
@@ -152,6 +156,11 @@ def test_median_of_an_even_count_is_the_mean_of_the_middle_two():
     assert median([]) is None
 
 
+def test_lifetime_labels_are_as_precise_as_a_lifetime_needs():
+    labels = [lifetime_label(s) for s in (0.227, 4.5, 42, 185, 1800, 7800, 86400 * 3)]
+    assert labels == ["0.23 s", "4.5 s", "42 s", "3 min 5 s", "30 min", "2 h 10 min", "3 d"]
+
+
 def test_histogram_bins_read_as_durations_and_hold_every_worker():
     assert bin_width(100) == 5  # 24 bins of 5 s cover 100 s
     assert bin_width(3 * 3600) == 600
@@ -188,3 +197,70 @@ def claim(service, batch_id: str) -> list[str]:
 
 def stamp(entry: str) -> float:
     return int(entry.split("\n", 3)[3][:17]) / 1e6
+
+
+def test_lifetimes_view_is_a_png_of_the_finished_workers_that_costs_a_304_when_unchanged(
+    service, jobid
+):
+    service.get("create", jobid=jobid, desc="Calibration")
+    empty = service.get("render", jobid=jobid, view="lifetimes")
+    assert (empty.status_code, empty.headers["content-type"]) == (200, "image/png")
+    assert png_size(empty.content)[0] == 1000  # "no worker has finished yet"
+
+    service.report(jobid, ("a", 1, 1), ("b", 0, 1, False), ("c", 0, 1))
+    resp = service.get("render", jobid=jobid, view="lifetimes")
+    assert (resp.status_code, resp.headers["content-type"]) == (200, "image/png")
+    assert png_size(resp.content) == (1000, 400)
+    assert resp.headers["etag"] != empty.headers["etag"]
+    plot = colours(resp.content, box=(64, 96, 972, 318))  # below the legend
+    assert rgb("done") in plot and rgb("failed") in plot  # a's bar, and b's stacked on it
+
+    again = service.client.simulate_get(
+        "/progress/render",
+        params={"jobid": jobid, "view": "lifetimes"},
+        headers={"If-None-Match": resp.headers["etag"]},
+    )
+    assert (again.status_code, again.content) == (304, b"")
+    service.report(jobid, ("c", 0.5, 1))  # progress of a running worker: the same histogram
+    assert (
+        service.get("render", jobid=jobid, view="lifetimes").headers["etag"]
+        == (resp.headers["etag"])
+    )
+    service.report(jobid, ("c", 1, 1))
+    assert (
+        service.get("render", jobid=jobid, view="lifetimes").headers["etag"]
+        != (resp.headers["etag"])
+    )
+    # The progress chart is still the default view.
+    assert service.get("render", jobid=jobid).headers["etag"] != resp.headers["etag"]
+
+
+@pytest.mark.parametrize("view", ["", "histogram", "LIFETIMES", "x" * 17])
+def test_a_bad_view_is_a_400_naming_it(service, jobid, view):
+    service.get("create", jobid=jobid)
+    resp = service.get("render", jobid=jobid, view=view)
+    assert resp.status_code == 400
+    assert resp.headers["content-type"].startswith("application/json")
+    assert "view" in resp.json["description"] or "view" in resp.json["title"], resp.json
+
+
+def test_lifetimes_of_an_unknown_job_is_a_404(service):
+    resp = service.get("render", jobid="no-such-job-lifetimes", view="lifetimes")
+    assert resp.status_code == 404 and resp.json["title"] == "Unknown job"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    image.verify()
+    return image.size
+
+
+def rgb(state: str) -> tuple[int, int, int]:
+    value = STATE_COLOURS[WorkerState(state)].lstrip("#")
+    return (int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16))
+
+
+def colours(data: bytes, box: tuple[int, int, int, int]) -> set[tuple[int, int, int]]:
+    image = Image.open(io.BytesIO(data)).convert("RGB").crop(box)
+    return {rgb for _, rgb in image.getcolors(maxcolors=1 << 16)}

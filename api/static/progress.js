@@ -145,6 +145,7 @@ function renderDoc(doc) {
   setText("created", fmtWhen(doc.created), fmtUTC(doc.created));
   setText("expires", fmtWhen(doc.created + doc.maxage), fmtUTC(doc.created + doc.maxage));
   renderProblems(doc);
+  renderLifetimes(doc);
   renderJobFailed(doc.job_failed);
   const failed = c.failed ? " \u00b7 " + fmtInt(c.failed) + " failed" : "";
   document.title = (n ? fmtPct(doc.percent) + " %" : "waiting") + failed + " \u00b7 " + name;
@@ -374,7 +375,8 @@ async function tick() {
   try {
     const alive = await refreshStatus();
     // A hidden tab keeps its title and icon current but leaves the picture for later.
-    if (alive && !document.hidden) await refreshChart();
+    const refreshView = S.view === "lifetimes" ? refreshLifetimes : refreshChart;
+    if (alive && !document.hidden) await refreshView();
     S.chartStale = alive && document.hidden;
     setText("conn", "");
   } catch (err) {
@@ -425,8 +427,129 @@ function startShow() {
   }
 
   placeholder("Loading the chart\u2026");  // not in the HTML: without a script it never loads
+  startLifetimes();
   setInterval(renderClock, 1000);
+  setInterval(renderRunningFor, 1000);
   tick();
+}
+
+// ---------------------------------------------------------------- the lifetimes view
+// A second tab beside the chart: the histogram of how long the finished workers took
+// (/progress/render?view=lifetimes, asked for only while the tab is open), the median, the
+// slowest five, and the running workers that have already run longer than any finished one
+// (status's lifetimes). The badge on the tab counts those in either view.
+S.view = "chart";
+S.lifetimesEtag = null;
+
+// domain.lifetimes.lifetime_label: finer than fmtDur for short lifetimes (0.23 s, 4.5 s).
+function fmtLifetime(sec) {
+  if (typeof sec !== "number" || !isFinite(sec) || sec < 0) return "?";
+  if (sec < 1) return Number(sec.toPrecision(2)) + " s";
+  if (sec < 10) return sec.toFixed(1) + " s";
+  return fmtDur(sec);
+}
+
+function startLifetimes() {
+  document.querySelector(".views").hidden = false;
+  $("view-chart").addEventListener("click", () => showView("chart"));
+  $("view-lifetimes").addEventListener("click", () => showView("lifetimes"));
+  window.addEventListener("hashchange", () => showView(viewOfHash(), false));
+  showView(viewOfHash(), false);
+}
+const viewOfHash = () => (location.hash === "#lifetimes" ? "lifetimes" : "chart");
+
+function showView(view, remember = true) {
+  const lifetimes = view === "lifetimes";
+  const changed = S.view !== view;
+  S.view = view;
+  $("view-chart").setAttribute("aria-selected", String(!lifetimes));
+  $("view-lifetimes").setAttribute("aria-selected", String(lifetimes));
+  $("chart-box").hidden = lifetimes;
+  $("lifetimes").hidden = !lifetimes;
+  if (lifetimes) $("zoom").hidden = true; else updateZoom();
+  const here = location.pathname + location.search;
+  if (remember) history.replaceState(null, "", lifetimes ? "#lifetimes" : here);
+  if (changed && S.doc && !S.gone) {
+    (lifetimes ? refreshLifetimes() : refreshChart()).catch(() => { /* the next tick says */ });
+  }
+}
+
+async function refreshLifetimes() {
+  const headers = S.lifetimesEtag ? {"If-None-Match": S.lifetimesEtag} : {};
+  const resp = await get(cfg.render + "&view=lifetimes", headers);
+  if (resp.status === 304) return;
+  if (resp.status === 404) { showGone(); return; }
+  if (!resp.ok) throw new Error("the lifetimes chart request was answered " + resp.status);
+  const tag = resp.headers.get("ETag");
+  const url = URL.createObjectURL(await resp.blob());
+  const next = new Image();
+  next.src = url;
+  try {
+    await next.decode();
+  } catch (err) {
+    URL.revokeObjectURL(url);
+    throw new Error("the lifetimes chart could not be decoded");
+  }
+  const old = $("lifetimes-chart");
+  next.id = "lifetimes-chart";
+  next.alt = old.alt;
+  next.dataset.etag = tag || "";
+  old.replaceWith(next);
+  if (old.src.startsWith("blob:")) URL.revokeObjectURL(old.src);
+  S.lifetimesEtag = tag;
+}
+
+function renderLifetimes(doc) {
+  const lt = doc.lifetimes;
+  if (!lt) return;
+  const badge = $("overstaying-badge");
+  badge.hidden = !lt.overstaying;
+  badge.textContent = "\u26a0 " + fmtInt(lt.overstaying);
+  badge.title = plural(lt.overstaying, "worker", "workers") + " " + cfg.overstaying_text;
+  setText("lifetimes-summary", lt.finished
+    ? plural(lt.finished, "finished worker", "finished workers") + " \u00b7 median " +
+      fmtLifetime(lt.median_seconds) + " \u00b7 longest " + fmtLifetime(lt.longest_seconds)
+    : "No worker has finished yet: the median, the slowest and the workers running longer " +
+      "than any finished one appear once one is done or failed.");
+  const cell = (tr, text, cls) => {
+    const td = tr.appendChild(document.createElement("td"));
+    td.textContent = text;
+    if (cls) td.className = cls;
+    return td;
+  };
+  const over = document.createElement("tbody");
+  over.id = "overstaying-body";
+  for (const w of lt.overstaying_workers) {
+    const tr = over.appendChild(document.createElement("tr"));
+    tr.title = cfg.overstaying_text;
+    cell(tr, "\u26a0 " + w.workid, "w-id");
+    cell(tr, fmtLifetime(w.running_seconds), "w-running").dataset.base = String(w.running_seconds);
+    cell(tr, fmtWhen(w.started), "w-when").title = fmtUTC(w.started);
+  }
+  $("overstaying-body").replaceWith(over);
+  $("overstaying").hidden = !lt.overstaying;
+  setText("overstaying-count", fmtInt(lt.overstaying));
+  setText("overstaying-more", lt.overstaying > lt.overstaying_workers.length
+    ? "Showing the " + fmtInt(lt.overstaying_workers.length) + " running longest." : "");
+  const slow = document.createElement("tbody");
+  slow.id = "slowest-body";
+  for (const w of lt.slowest) {
+    const tr = slow.appendChild(document.createElement("tr"));
+    cell(tr, w.workid, "w-id");
+    cell(tr, fmtLifetime(w.duration), "w-took");
+    cell(tr, fmtWhen(w.finished), "w-when").title = fmtUTC(w.finished);
+  }
+  $("slowest-body").replaceWith(slow);
+  $("slowest").hidden = lt.slowest.length === 0;
+}
+
+// The overstaying workers' "running for" counts on between reads of the status.
+function renderRunningFor() {
+  const since = Date.now() / 1000 - S.fetchedAt;
+  for (const td of document.querySelectorAll("#overstaying-body .w-running")) {
+    const text = fmtLifetime(Number(td.dataset.base) + since);
+    if (td.textContent !== text) td.textContent = text;
+  }
 }
 
 // ================================================================== the overview

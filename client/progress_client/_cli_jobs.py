@@ -12,11 +12,13 @@ from ._cli_output import (
     clean,
     duration,
     failure_text,
+    lifetimes_text,
     not_reported,
     note,
     percent,
     print_json,
     print_table,
+    ran,
     summary,
     when,
 )
@@ -130,15 +132,17 @@ def cmd_info(args: argparse.Namespace, base_url: str) -> int:
                 percent(w.get("percent")),
                 str(w.get("state", "")),
                 age(now, w.get("updated")),
+                ran(now, w),
                 clean(w.get("desc") or ""),
             ]
             for w in workers
         ]
-        print_table(["WORKID", "PERCENT", "STATE", "AGE", "DESC"], rows, right={1, 3})
+        print_table(["WORKID", "PERCENT", "STATE", "AGE", "RAN", "DESC"], rows, right={1, 3, 4})
     else:
         print("no worker has reported yet")
     print()
     print(summary(body, now))
+    print(lifetimes_text(body, now))
     if body.get("job_failed"):
         print(failure_text(body["job_failed"]))
     return EXIT_OK

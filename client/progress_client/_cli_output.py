@@ -83,6 +83,45 @@ def duration(seconds: Any) -> str:
     return f"{int(s // 86400)}d{int(s % 86400 // 3600):02d}h"
 
 
+def ran(now: float, worker: dict) -> str:
+    """How long a worker ran (status's duration), or has run so far, marked with a +."""
+    took = _as_float(worker.get("duration"), None)
+    if took is not None:
+        return short_duration(took)
+    started = _as_float(worker.get("started"), None)
+    return "-" if started is None else short_duration(now - started) + "+"
+
+
+def short_duration(seconds: float) -> str:
+    """duration(), with tenths under 10 s: lifetimes are often that short."""
+    return f"{max(seconds, 0.0):.1f}s" if seconds < 10 else duration(seconds)
+
+
+def lifetimes_text(body: dict, now: float) -> str:
+    """The lifetimes summary of `progress info`: median, slowest five, and the running workers
+    that have already run longer than any finished one."""
+    lt = body.get("lifetimes")
+    if not isinstance(lt, dict) or not lt.get("finished"):
+        return "lifetimes no worker has finished yet"
+    slowest = ", ".join(
+        f"{clean(w.get('workid', ''))} ({short_duration(_as_float(w.get('duration'), 0.0))})"
+        for w in lt.get("slowest") or []
+    )
+    lines = [
+        f"lifetimes {lt['finished']} finished, median "
+        f"{short_duration(_as_float(lt.get('median_seconds'), 0.0))}; slowest: {slowest}"
+    ]
+    over = lt.get("overstaying_workers") or []
+    if over:
+        names = ", ".join(f"{clean(w.get('workid', ''))} ({ran(now, w)})" for w in over)
+        more = _as_int(lt.get("overstaying")) - len(over)
+        lines.append(
+            f"          running longer than any finished worker: {names}"
+            + (f" and {more} more" if more > 0 else "")
+        )
+    return "\n".join(lines)
+
+
 def age(now: float, updated: Any) -> str:
     stamp = _as_float(updated, None)
     return "-" if stamp is None else duration(now - stamp)
