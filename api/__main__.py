@@ -14,11 +14,13 @@ import socket
 import threading
 import time
 
-import waitress
-
 from api import create_app
+from api.operations import RequestLog
+from api.server import create_server
 from domain import logs
+from tasks.runtime import connect
 from tasks.settings import Settings
+from tasks.store import Store
 
 log = logging.getLogger("progress.web")
 
@@ -33,7 +35,10 @@ def listen(settings: Settings) -> socket.socket:
 
 def serve(settings: Settings, sock: socket.socket) -> None:
     """Run one server process on the shared socket (builds the app after any fork)."""
-    waitress.serve(create_app(settings), sockets=[sock], **server_options(settings))
+    store = Store(connect(settings))
+    request_log = RequestLog(store)
+    app = create_app(settings, store, request_log=request_log)
+    create_server(app, sock, server_options(settings), settings, request_log).run()
 
 
 def server_options(settings: Settings) -> dict:

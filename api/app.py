@@ -32,14 +32,16 @@ def create_app(
     store: Store | None = None,
     pipeline: Pipeline | None = None,
     log_stream=None,
+    request_log: operations.RequestLog | None = None,
 ) -> falcon.App:
     """The app, built from what it is given (by default, from the environment's settings);
-    `log_stream` takes the request log (stderr)."""
+    `log_stream` takes the request log (stderr), unless a `request_log` is given: the server
+    logs what it refuses itself to the same one (api/server.py)."""
     settings = settings or Settings.from_env()
     store = store or Store(connect(settings))
     pipeline = pipeline or build_pipeline(store, settings)
 
-    request_log = operations.RequestLog(store, log_stream)
+    request_log = request_log or operations.RequestLog(store, log_stream)
     security = pages.SecurityHeaders(settings)
     app = falcon.App(cors_enable=True, middleware=[request_log, security])
     app.req_options.strip_url_path_trailing_slash = False

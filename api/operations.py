@@ -43,6 +43,9 @@ REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # matches no route is "unmatched": the labels stay a small, fixed set.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 UNMATCHED_ROUTE = "unmatched"
+# A request the HTTP server refused before routing (bad URI or header, body too large).
+REFUSED_ROUTE = "refused"
+UPDATE_ROUTE = "/progress/update"
 # Celery queues: their depths are all messages, so their sum is the work waiting in Redis.
 QUEUES = (INGEST_QUEUE, RENDER_QUEUE, NOTIFY_QUEUE)
 
@@ -71,18 +74,38 @@ class RequestLog:
         req.context.started = time.perf_counter()
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
-        status = resp.status_code
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
-        method = req.method if req.method in METHODS else "other"
         route = req.uri_template or UNMATCHED_ROUTE
         jobid = getattr(req.context, "jobid", None)
+        self.record(req.method, route, req.path, resp.status_code, elapsed, req.remote_addr, jobid)
+        if route == UPDATE_ROUTE:
+            self._count_update(resp.status_code, resp)
+
+    def refused(self, method: str, path: str, status: int, elapsed: float, client: str) -> None:
+        """A request the HTTP server answered itself, before the app (api/server.py)."""
+        self.record(method, REFUSED_ROUTE, path, status, elapsed, client, None)
+        if path == UPDATE_ROUTE:
+            self._count_update(status, None)
+
+    def record(
+        self,
+        method: str,
+        route: str,
+        path: str,
+        status: int,
+        elapsed: float,
+        client: str | None,
+        jobid: str | None,
+    ) -> None:
+        """One request's log line and its latency."""
+        method = method if method in METHODS else "other"
         # Written out rather than through logs.line: this runs on every request. Only the path
         # and the job id come from the client, so only they need quoting (the path always is,
         # as it always was).
         line = (
             f"ts={logs.timestamp()} level=info logger=progress.web msg=request event=request "
-            f"method={method} route={route} path={logs.quoted(req.path)} status={status} "
-            f"ms={elapsed * 1000:.1f} client={req.remote_addr}"
+            f"method={method} route={route} path={logs.quoted(path)} status={status} "
+            f"ms={elapsed * 1000:.1f} client={client}"
         )
         if jobid is not None:
             line += f" jobid={logs.quote(jobid)}"
@@ -92,17 +115,16 @@ class RequestLog:
             self._lines.append(line + "\n")
             self.counts[f"{series}|le|{bucket}"] += 1
             self.counts[f"{series}|sum_us"] += int(elapsed * 1e6)
-            if route == "/progress/update":
-                self._count_update(status, resp)
 
-    def _count_update(self, status: int, resp: falcon.Response) -> None:
-        if status == 202:
+    def _count_update(self, status: int, resp: falcon.Response | None) -> None:
+        if status == 202 and resp is not None:
             accepted = resp.media.get("accepted") if isinstance(resp.media, dict) else 1
-            self.counts["updates:accepted"] += (
-                accepted if isinstance(accepted, int) and accepted > 1 else 1
-            )
+            outcome = "accepted"
+            n = accepted if isinstance(accepted, int) and accepted > 1 else 1
         else:
-            self.counts[f"updates:{REJECTION_REASONS.get(status, 'other')}"] += 1
+            outcome, n = REJECTION_REASONS.get(status, "other"), 1
+        with self._lock:
+            self.counts[f"updates:{outcome}"] += n
 
     def _flush_forever(self) -> None:
         while True:

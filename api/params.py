@@ -174,10 +174,11 @@ class Param:
 # fmt: off
 JOBID = Param("jobid", "identifier", required=True, max_length=Setting("max_id_length"),
     description="The job: any string (or number), chosen when it is created. No control "
-    "characters, tabs or line breaks.")
+    "characters, tabs or line breaks. Compared as text (1.5 and 1.50 are two jobs); a `+` is "
+    "a space, however it was encoded (a+b, a b and a%2Bb are one job, stored as `a b`).")
 WORKID = Param("workid", "identifier", required=True, max_length=Setting("max_id_length"),
     description="The worker, unique within its job: any string (or number). No control "
-    "characters, tabs or line breaks.")
+    "characters, tabs or line breaks. Compared as text, a `+` is a space, as for jobid.")
 DESC = Param("desc", "text", max_length=Setting("max_desc_length"),
     description="Text shown with the job (create) or the worker (update). Tabs and line feeds "
     "are allowed, other control characters are not.")
@@ -285,18 +286,25 @@ def _text(p: Param, params: dict[str, str], settings: Settings) -> str:
 
 
 def _identifier(p: Param, params: dict[str, str], settings: Settings) -> str:
-    """A job or worker id: any non-empty string, treated as opaque."""
+    """A job or worker id: any non-empty string, compared as text, `+` read as a space."""
     value = _text(p, params, settings)
     if "\t" in value or "\n" in value or "\r" in value:
         raise falcon.HTTPInvalidParam("it must not contain tabs or line breaks", p.name)
-    return value
+    return canonical_id(value)
+
+
+def canonical_id(value: str) -> str:
+    """The id as stored: a `+` is a space. A `+` typed raw into a URL arrives as a space, the
+    same id sent encoded (requests, curl --data-urlencode) as a `+`; both are one job (the
+    guide's own `date -Ins` ids end in `+08:00` east of UTC)."""
+    return value.replace("+", " ")
 
 
 def _number(p: Param, params: dict[str, str], settings: Settings) -> float:
     raw = params.get(p.name)
     if raw is None or raw.strip() == "":
         if p.required:
-            raise falcon.HTTPMissingParam(p.name)
+            raise _missing(p.name, params)
         return p.default
     value = _finite(raw, p.name)
     if value > p.maximum:
@@ -305,6 +313,22 @@ def _number(p: Param, params: dict[str, str], settings: Settings) -> float:
         rule = ">" if p.exclusive_minimum else ">="
         raise falcon.HTTPInvalidParam(f"it must be {rule} {p.minimum:g}", p.name)
     return int(value) if p.whole else value
+
+
+# The guide's update examples print `&current=` as `¤t=` (a browser read `&curren` as the
+# HTML entity ¤): a URL copied from them has no `current`, and says so.
+_MISPRINTED = {"current": "\u00a4t="}
+
+
+def _missing(name: str, params: dict[str, str]) -> falcon.HTTPError:
+    mark = _MISPRINTED.get(name)
+    if mark and any(mark in value for value in params.values()):
+        return falcon.HTTPBadRequest(
+            title="Missing parameter",
+            description=f'The "{name}" parameter is required. The URL holds "{mark}": '
+            f'"&{name}=" as the guide misprints it; type "&{name}=".',
+        )
+    return falcon.HTTPMissingParam(name)
 
 
 def _flag(p: Param, params: dict[str, str], settings: Settings) -> bool:

@@ -13,7 +13,7 @@ import falcon
 from api import pages
 from api.chart_cache import ChartCache
 from api.openapi import openapi_spec
-from api.params import parse, read_json_updates, read_params
+from api.params import canonical_id, parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
 from domain.lifetimes import OVERSTAYING_NAMED, SLOWEST
 from domain.model import (
@@ -74,7 +74,8 @@ class Resource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = read_params(req, self.settings)
-        req.context.jobid = params.get("jobid")  # for the request log
+        jobid = params.get("jobid")
+        req.context.jobid = jobid and canonical_id(jobid)  # for the request log, as stored
         self.handle(req, resp, params)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:

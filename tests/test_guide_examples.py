@@ -14,10 +14,14 @@ from tests.harness import wait_until
 pytestmark = pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
 
 
-def sh(script: str, base: str) -> str:
+# At the telescope `date -Ins` ends in +08:00: a `+` that the guide's URLs send raw.
+EAST_OF_UTC = "Australia/Perth"
+
+
+def sh(script: str, base: str, tz: str = "UTC", **env: str) -> str:
     done = subprocess.run(
         ["bash", "-c", script],
-        env={"BASE": base, "LOGNAME": "alice", "PATH": "/usr/bin:/bin"},
+        env={"BASE": base, "LOGNAME": "alice", "PATH": "/usr/bin:/bin", "TZ": tz, **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -73,7 +77,8 @@ def test_shell_recipe_with_data_urlencode(live_service):
     )
     jobid = out.strip()
     doc = live_service.get("status", jobid=jobid).json()
-    assert doc["jobid"] == jobid and doc["desc"] == "This is my job"
+    assert doc["jobid"] == jobid.replace("+", " ")  # +00:00: stored with a space (README)
+    assert doc["desc"] == "This is my job"
 
 
 def test_python_requests_recipe(live_service, jobid):
@@ -103,3 +108,103 @@ def test_ok_zero_marks_the_worker_failed(live_service, jobid):
         lambda: live_service.get("status", jobid=jobid).json()["workers"], 20, what="the update"
     )
     assert workers[0]["ok"] is False and workers[0]["state"] == "failed"
+
+
+# --------------------------------------------------------------------------- east of UTC
+# The guide's two styles mixed, as its own example mixes them: a shell launcher and Python
+# workers, or the other way round. Its raw URLs send the `+` of `+08:00` as a space, its
+# --data-urlencode line and requests as a `+`: all must reach one job.
+
+RAW_LAUNCHER = """
+JOBID=${LOGNAME}:`date -Ins`
+curl -sf "$BASE/progress/create?jobid=${JOBID}&desc=My+Job" >/dev/null
+echo "View progress of this job at $BASE/progress/show?jobid=${JOBID}"
+echo "$JOBID"
+"""
+ENCODED_LAUNCHER = """
+JOBID=${LOGNAME}:`date -Ins`
+curl -sf -G --data-urlencode jobid="${JOBID}" --data-urlencode desc="My Job" \
+    $BASE/progress/create >/dev/null
+echo "View progress of this job at $BASE/progress/show?jobid=${JOBID}"
+echo "$JOBID"
+"""
+RAW_WORKERS = """
+for w in 1 2 3; do
+    curl -sf "$BASE/progress/update?jobid=${JOBID}&workid=$w&current=$((w * 7))&total=22"
+done
+"""
+ENCODED_WORKERS = """
+for w in 1 2 3; do
+    curl -sf -G --data-urlencode jobid="${JOBID}" --data-urlencode workid=$w \
+        --data-urlencode current=$((w * 7)) --data-urlencode total=22 $BASE/progress/update
+done
+"""
+
+
+def launch_in_shell(base: str, script: str) -> tuple[str, str]:
+    """The id the launcher made, and the show URL it printed."""
+    *_, echoed, jobid = sh(script, base, tz=EAST_OF_UTC).strip().splitlines()
+    assert jobid.startswith("alice:") and jobid.endswith("+08:00"), jobid
+    return jobid, echoed.removeprefix("View progress of this job at ")
+
+
+def launch_in_python(base: str) -> str:
+    jobid = "alice:" + sh("date -Ins", base, tz=EAST_OF_UTC).strip()
+    assert jobid.endswith("+08:00"), jobid
+    resp = requests.get(f"{base}/progress/create", params={"jobid": jobid, "desc": "My Job"})
+    assert resp.status_code == 200, resp.text
+    return jobid
+
+
+def python_workers(base: str, jobid: str) -> None:
+    for w in (1, 2, 3):
+        resp = requests.get(
+            f"{base}/progress/update",
+            params={"jobid": jobid, "workid": w, "current": w * 7, "total": 22},
+            timeout=5,
+        )
+        assert resp.status_code == 202, resp.text
+
+
+def shell_workers(base: str, jobid: str, script: str) -> None:
+    answers = sh(script, base, tz=EAST_OF_UTC, JOBID=jobid)
+    assert answers == '{"accepted": true}' * 3, answers
+
+
+def assert_one_job_with_three_workers(base: str, jobid: str, show_url: str | None) -> None:
+    def three_workers():
+        doc = requests.get(f"{base}/progress/status", params={"jobid": jobid}, timeout=5).json()
+        return doc if len(doc.get("workers", ())) == 3 else None
+
+    doc = wait_until(three_workers, 20, what="three workers in the launcher's job")
+    assert doc["desc"] == "My Job" and doc["jobid"] == jobid.replace("+", " ")
+    assert [(w["workid"], w["current"]) for w in doc["workers"]] == [
+        ("1", 7),
+        ("2", 14),
+        ("3", 21),
+    ]
+    if show_url:  # the URL the launcher printed, as a user pastes it
+        status_url = show_url.replace("/progress/show?", "/progress/status?")
+        assert requests.get(status_url, timeout=5).json()["workers"] == doc["workers"]
+        page = requests.get(show_url, timeout=5)
+        assert page.status_code == 200 and "My Job" in page.text
+
+
+@pytest.mark.parametrize("launcher", [RAW_LAUNCHER, ENCODED_LAUNCHER], ids=["raw", "encoded"])
+def test_shell_launcher_and_python_workers_east_of_utc(live_service, launcher):
+    jobid, show_url = launch_in_shell(live_service.url, launcher)
+    python_workers(live_service.url, jobid)
+    assert_one_job_with_three_workers(live_service.url, jobid, show_url)
+
+
+@pytest.mark.parametrize("workers", [RAW_WORKERS, ENCODED_WORKERS], ids=["raw", "encoded"])
+def test_python_launcher_and_shell_workers_east_of_utc(live_service, workers):
+    jobid = launch_in_python(live_service.url)
+    shell_workers(live_service.url, jobid, workers)
+    assert_one_job_with_three_workers(live_service.url, jobid, None)
+
+
+def test_raw_launcher_and_encoded_shell_workers_east_of_utc(live_service):
+    jobid, show_url = launch_in_shell(live_service.url, RAW_LAUNCHER)
+    shell_workers(live_service.url, jobid, ENCODED_WORKERS)
+    assert_one_job_with_three_workers(live_service.url, jobid, show_url)

@@ -48,10 +48,10 @@ def test_no_url_is_a_usage_error(capsys, monkeypatch):
 def test_url_from_the_environment_and_after_the_command(live_url, capsys, monkeypatch):
     monkeypatch.setenv("PROGRESS_URL", live_url)
     code, out, _ = run(capsys, "create", "--jobid", "cli env: x/y+z", "-q")
-    assert (code, out) == (0, "cli env: x/y+z\n")
+    assert (code, out) == (0, "cli env: x/y z\n")  # the id as stored: `+` is a space
     monkeypatch.setenv("PROGRESS_URL", "http://127.0.0.1:9/nowhere")
     code, out, _ = run(capsys, "info", "cli env: x/y+z", "--url", live_url)
-    assert code == 0 and "cli env: x/y+z" in out
+    assert code == 0 and "cli env: x/y z" in out  # found by the id as given
 
 
 def test_create_prints_the_id_and_the_page_url(live_url, capsys):
@@ -68,8 +68,8 @@ def test_create_prints_the_id_and_the_page_url(live_url, capsys):
     )  # fmt: skip
     assert code == 0 and err == ""
     jobid, page = out.splitlines()
-    assert jobid == "cli: a b+c/ü"
-    assert parse_qs(urlsplit(page).query)["jobid"] == ["cli: a b+c/ü"]
+    assert jobid == "cli: a b c/ü"  # as the service stores it: `+` is a space
+    assert parse_qs(urlsplit(page).query)["jobid"] == ["cli: a b c/ü"]
     assert Job(live_url, jobid).status()["maxage"] == 3600
 
 
