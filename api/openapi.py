@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from api.counters import MAX_NUMBER as COUNTER_MAX_NUMBER
 from api.params import (
     FLAG_WORDS,
     ID_PATTERN,
@@ -336,7 +337,7 @@ def _endpoint(
             "requestBody": {
                 "required": bool(required),  # without a body: no parameters
                 "description": "The parameters as a form"
-                + (", or a JSON array of update objects" if json_body else "")
+                + (", or a JSON update object, or a JSON array of them" if json_body else "")
                 + ".",
                 "content": body,
             },
@@ -368,21 +369,59 @@ def _batch_body(params: tuple[Param, ...], settings: Settings) -> dict:
             properties[p.name] = {"anyOf": [properties[p.name], {"type": "number"}]}
         elif p.kind == "flag":
             properties[p.name] = {"anyOf": [{"type": "boolean"}, {"type": "number"}]}
+    properties["counters"] = _counters_schema(settings)
+    item = {
+        "type": "object",
+        "properties": properties,
+        "required": [p.name for p in params if p.required],
+        # Other fields are ignored, but must be strings, numbers or booleans too.
+        "additionalProperties": SCALAR,
+    }
+    # Counters alone: the worker's progress stays as it is (no current, total, ok or desc).
+    progress = ("current", "total", "ok", "desc")
+    counters_only = {
+        **item,
+        "required": [p.name for p in params if p.required and p.name not in progress]
+        + ["counters"],
+        "not": {"anyOf": [{"required": [name]} for name in progress]},
+    }
     return {
         "schema": {
-            "type": "array",
-            "description": "Update objects with the parameters of a query as fields. Their "
-            "values are read as a query's: numbers may also be given as strings.",
-            "minItems": 1,
-            "maxItems": MAX_BATCH,
-            "items": {
-                "type": "object",
-                "properties": properties,
-                "required": [p.name for p in params if p.required],
-                # Other fields are ignored, but must be strings, numbers or booleans too.
-                "additionalProperties": SCALAR,
-            },
+            "anyOf": [
+                {
+                    "type": "array",
+                    "description": "Update objects with the parameters of a query as fields. "
+                    "Their values are read as a query's: numbers may also be given as strings.",
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH,
+                    "items": {"anyOf": [item, counters_only]},
+                },
+                {
+                    **item,
+                    "description": "One update, answered as a query's: its fields as a batch's "
+                    "items, jobid, workid and secret in the body or in the query (not both)",
+                },
+                {**counters_only, "description": "One update of counters alone"},
+            ]
         }
+    }
+
+
+def _counters_schema(settings: Settings) -> dict:
+    """An update's counters, as far as OpenAPI 3.0 can state them: a [value, colour] pair's
+    colour is a CSS colour name or #rrggbb (api.counters)."""
+    text = {"type": "string", "pattern": ID_PATTERN}  # one line: no control characters
+    number = {"type": "number", "minimum": -COUNTER_MAX_NUMBER, "maximum": COUNTER_MAX_NUMBER}
+    value = {"anyOf": [number, {**text, "maxLength": settings.max_counter_value_length}]}
+    return {
+        "type": "object",
+        "description": "Free-form counters merged into the worker's (newest wins per counter), "
+        "each a number, a string, or [value, colour] with a CSS colour name or #rrggbb, e.g. "
+        '{"files": [3, "red"], "stage": "flag"}. Only in a JSON body.',
+        "maxProperties": settings.max_counters,
+        "additionalProperties": {
+            "anyOf": [value, {"type": "array", "minItems": 2, "maxItems": 2, "items": value}]
+        },
     }
 
 
@@ -585,6 +624,20 @@ def _schemas() -> dict:
             updated=number,
             stale={"type": "boolean"},
             state={"type": "string", "enum": states},
+            counters={
+                "type": "array",
+                "description": "The worker's counters (update's counters), in the order first "
+                "posted, each with its latest value",
+                "items": _object(
+                    name=string,
+                    value={"anyOf": [number, string]},
+                    colour={
+                        **string,
+                        "nullable": True,
+                        "description": "A CSS colour name or #rrggbb, lower case; null: none",
+                    },
+                ),
+            },
             **_lifetime_fields(),
         ),
         "Lifetimes": _lifetimes_schema(),

@@ -28,6 +28,9 @@ STATE_HINTS = {
 }
 # The workers listed beside the chart, in this order; their tiles lead to the list.
 PROBLEM_STATES = (WorkerState.FAILED, WorkerState.STALE)
+# A job of up to this many workers gets a table of them all on its page when any of them has
+# counters (update's counters): ARP's report column.
+PAGE_WORKERS = 20
 
 
 # --------------------------------------------------------------------------- static files
@@ -173,6 +176,7 @@ def show_page(
         **urls,
         "states": [state.value for state in WorkerState],
         "problem_states": [state.value for state in PROBLEM_STATES],
+        "page_workers": PAGE_WORKERS,
         "overstaying_text": OVERSTAYING_TEXT,  # the lifetimes view's flag
     }
     home = urls["show"].split("/progress/show", 1)[0] + "/progress/"

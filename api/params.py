@@ -58,8 +58,11 @@ def read_params(req: falcon.Request, settings: Settings) -> dict[str, str]:
     return params
 
 
-def read_json_updates(req: falcon.Request, settings: Settings) -> list[dict[str, str]]:
-    """A JSON array of update objects, each turned into parameters like a query's."""
+def read_json_updates(req: falcon.Request, settings: Settings) -> tuple[list[dict[str, Any]], bool]:
+    """The updates of a JSON body, each turned into parameters like a query's, and whether it
+    was a batch: an array of update objects, or one object whose ids may be in the query
+    instead (so an ARP-style script posts {"counters": {...}} to a URL that names its worker).
+    An update's `counters` stays as it was posted (api.counters checks it)."""
     body = _read_body(req, settings)
     try:
         items = json.loads(body)
@@ -71,24 +74,40 @@ def read_json_updates(req: falcon.Request, settings: Settings) -> list[dict[str,
         raise falcon.HTTPBadRequest(
             title="Invalid JSON", description="the body nests arrays or objects too deeply"
         ) from exc
+    if isinstance(items, dict):
+        return [_object_params(read_params(req, settings), items)], False
     if not isinstance(items, list) or not items:
         raise falcon.HTTPBadRequest(
-            title="Invalid JSON", description="the body must be a non-empty array of updates"
+            title="Invalid JSON",
+            description="the body must be an update object or a non-empty array of updates",
         )
     if len(items) > MAX_BATCH:
         raise falcon.HTTPContentTooLarge(
             description=f"a batch may hold at most {MAX_BATCH} updates"
         )
-    return [_item_params(i, item) for i, item in enumerate(items)]
+    return [_item_params(i, item) for i, item in enumerate(items)], True
 
 
-def _item_params(index: int, item) -> dict[str, str]:
+def _object_params(query: dict[str, str], item: dict) -> dict[str, Any]:
+    """One update object with the query's parameters (each given in one of them only)."""
+    params = _item_params(0, item)
+    for name, value in query.items():
+        if name in params:
+            raise falcon.HTTPInvalidParam("give it in the query or in the body, not both", name)
+        params[name] = value
+    return params
+
+
+def _item_params(index: int, item) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise falcon.HTTPBadRequest(
             title="Invalid JSON", description=f"update [{index}] must be an object"
         )
-    params = {}
+    params: dict[str, Any] = {}
     for name, value in item.items():
+        if name == "counters":  # kept as posted: api.counters checks it
+            params[name] = value
+            continue
         if isinstance(value, bool):
             value = "1" if value else "0"
         elif isinstance(value, (int, float, str)):

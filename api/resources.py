@@ -6,15 +6,18 @@ import hashlib
 import json
 import math
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 import falcon
 
 from api import pages
 from api.chart_cache import ChartCache
+from api.counters import parse_counters
 from api.openapi import openapi_spec
 from api.params import canonical_id, parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
+from domain.counters import Counter
 from domain.lifetimes import OVERSTAYING_NAMED, SLOWEST
 from domain.model import (
     AcceptOutcome,
@@ -175,8 +178,8 @@ class Fail(JobLifecycle):
 
 
 class Update(Resource):
-    """One worker's state from a query or form; or, as a POST of a JSON array of such objects,
-    many at once (all accepted, or none)."""
+    """One worker's state from a query or form, or a JSON object (which may carry counters);
+    or, as a POST of a JSON array of such objects, many at once (all accepted, or none)."""
 
     def __init__(self, store: Store, settings: Settings, pipeline: Pipeline) -> None:
         super().__init__(store, settings)
@@ -185,28 +188,51 @@ class Update(Resource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.content_type and req.content_type.startswith(falcon.MEDIA_JSON):
-            updates = read_json_updates(req, self.settings)
+            updates, batch = read_json_updates(req, self.settings)
             self.limiter.charge(req.remote_addr, len(updates))
-            self.accept(resp, updates, all_or_nothing=True)
+            self.accept(resp, updates, all_or_nothing=batch, validate=self.json_report)
         else:
             self.on_get(req, resp)
 
     def handle(self, req, resp, params):
         self.limiter.charge(req.remote_addr)
-        self.accept(resp, [params], all_or_nothing=False)
+        self.accept(resp, [params], all_or_nothing=False, validate=self.report)
 
-    def report(self, params: dict[str, str]) -> WorkerReport:
-        report = WorkerReport(**parse("update", params, self.settings))
+    def report(self, params: dict[str, Any], counters: tuple[Counter, ...] = ()) -> WorkerReport:
+        report = WorkerReport(**parse("update", params, self.settings), counters=counters)
         if not math.isfinite(100 * report.current / report.total):
             raise falcon.HTTPInvalidParam(
                 "current / total is too large to be a percentage", "total"
             )
         return report
 
-    def accept(self, resp, params_list: list[dict[str, str]], all_or_nothing: bool) -> None:
+    def json_report(self, params: dict[str, Any]) -> WorkerReport:
+        """An update from a JSON body, which may carry counters (only a JSON body can)."""
+        counters = parse_counters(params.get("counters"), self.settings)
+        if counters and "current" not in params and "total" not in params:
+            return self.counters_only(params, counters)
+        return self.report(params, counters)
+
+    def counters_only(self, params: dict[str, Any], counters: tuple[Counter, ...]) -> WorkerReport:
+        """An update of counters alone: the worker's progress stays as it is (a worker not seen
+        before shows as running, with no progress yet)."""
+        for name in ("ok", "desc"):
+            if name in params:
+                raise falcon.HTTPInvalidParam(
+                    "it is given with current and total only (counters alone keep the "
+                    "worker's progress as it is)",
+                    name,
+                )
+        p = parse("update", {**params, "current": "0", "total": "1"}, self.settings)
+        return WorkerReport(
+            p["jobid"], p["workid"], 0.0, 0.0, True, "", p["secret"], counters, progress=False
+        )
+
+    def accept(
+        self, resp, params_list: list[dict[str, Any]], all_or_nothing: bool, validate
+    ) -> None:
         reports = [
-            _for_item(i, len(params_list), self.report, params)
-            for i, params in enumerate(params_list)
+            _for_item(i, len(params_list), validate, params) for i, params in enumerate(params_list)
         ]
         statuses = self.pipeline.accept(reports, all_or_nothing)
         for report, status in zip(reports, statuses):
@@ -223,6 +249,13 @@ class Update(Resource):
                 raise ServiceFull(
                     f"the service holds {self.settings.max_worker_rows} worker rows, the most "
                     "it may (PROGRESS_MAX_WORKER_ROWS); known workers can still report"
+                )
+            if status == AcceptOutcome.TOO_MANY_COUNTERS:
+                raise falcon.HTTPInvalidParam(
+                    f"worker {report.workid!r} of job {report.jobid!r} would have more than "
+                    f"{self.settings.max_counters} counters, the most a worker may "
+                    "(PROGRESS_MAX_COUNTERS); nothing was stored",
+                    "counters",
                 )
             if status != AcceptOutcome.ACCEPTED:
                 raise falcon.HTTPConflict(
@@ -329,7 +362,9 @@ class Show(Resource):
             raise JobNotFound(jobid)
         resp.content_type = falcon.MEDIA_HTML
         urls = job_urls(req, self.settings, jobid)
-        # The page lists the first failed and stale workers only, and counts them all.
+        # A small job's page reads all its workers, for their counters (pages.PAGE_WORKERS);
+        # a larger one's lists the first failed and stale workers only, and counts them all.
+        urls["status_all"] = urls["status"] + f"&workers=all&limit={pages.PAGE_WORKERS}"
         urls["status"] += f"&workers=problems&limit={PAGE_PROBLEMS}"
         resp.text = pages.show_page(
             jobid, title[1], interval, urls, overview=self.settings.list_jobs
@@ -399,7 +434,13 @@ def worker_entry(w: WorkerRow, now: float, stale_after: float) -> dict:
         "stale": state is WorkerState.STALE,
         "state": state,
         **lifetime_fields(w),
+        "counters": [counter_entry(c) for c in w.counters],
     }
+
+
+def counter_entry(c: Counter) -> dict:
+    """A counter as status gives it: its value as posted, its colour (null: the default)."""
+    return {"name": c.name, "value": c.value, "colour": c.colour or None}
 
 
 def lifetime_fields(w: WorkerRow) -> dict:

@@ -14,6 +14,8 @@ from enum import Enum, IntEnum
 
 import numpy as np
 
+from domain.counters import Counter
+
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -102,6 +104,7 @@ class AcceptOutcome(IntEnum):
     WRONG_SECRET = 3
     BACKLOG = 4  # ingest is too far behind: try again later
     STORAGE_FULL = 5  # the service holds as many worker rows as it may
+    TOO_MANY_COUNTERS = 6  # the worker would have more counters than it may
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class WorkerRow:
     ok: bool
     desc: str
     updated: float  # Unix time the service accepted this state
+    counters: tuple[Counter, ...] = ()  # in the order first posted (domain.counters)
     # Lifetime (tasks/lua/apply.lua): the service's time of its first update in this incarnation,
     # and of the update that turned it done or failed; None where not known or not yet.
     started: float | None = None

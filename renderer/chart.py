@@ -486,9 +486,51 @@ def _row_texts(snapshot: JobSnapshot, rows: _Rows, lay: _Layout, now: float) -> 
         elif st == _STALE:
             silent = f"silent since {utc_time_label(w.updated, now)}"
             desc = f"{silent}: {desc}" if desc else silent
+        room = width - desc_x - 2
+        if w.counters:  # up to 60 % of the room for them, the rest for the description
+            shown = min(_counters_width(w.counters, f), 0.6 * room) if desc else room
+            _draw_counters(d, (width - 2 - shown, width - 2), y, w.counters, f, color)
+            room -= shown + (_COUNTERS_GAP if desc else 0)
         if desc:
-            d.text((desc_x, y), _fit(desc, f, width - desc_x - 2), font=f, fill=color, anchor="lm")
+            d.text((desc_x, y), _fit(desc, f, room), font=f, fill=color, anchor="lm")
     return im
+
+
+# A worker's counters (update's counters) at the end of its text row: "name value" each, the
+# value in its own colour (exact: the chart is then encoded in full colour, see render_png).
+_COUNTERS_GAP = 12  # px between the description and the counters, and between two counters
+
+
+def _counter_parts(counters, default: str) -> list[tuple[str, str]]:
+    parts = []
+    for c in counters:
+        parts += [(_clean(c.name) + " ", _MUTED), (_clean(c.value_text), c.hex or default)]
+    return parts
+
+
+def _counters_width(counters, f: ImageFont.FreeTypeFont) -> float:
+    words = sum(f.getlength(text) for text, _ in _counter_parts(counters, _TEXT))
+    return words + _COUNTERS_GAP * (len(counters) - 1)
+
+
+def _draw_counters(
+    d: ImageDraw.ImageDraw, span: tuple[float, float], y: float, counters, f, default
+):
+    """Draw between span's two x, cutting the first part that does not fit, and the rest."""
+    x, right = span
+    for n, (text, colour) in enumerate(_counter_parts(counters, default)):
+        if n and n % 2 == 0:
+            x += _COUNTERS_GAP
+        text = _fit(text, f, right - x)
+        if not text:
+            return
+        d.text((x, y), text, font=f, fill=colour, anchor="lm")
+        x += f.getlength(text)
+
+
+def _has_colours(snapshot: JobSnapshot, lay: _Layout) -> bool:
+    """Whether the chart prints counters in colours of their own (outside the palette)."""
+    return lay.row_text and any(c.colour for w in snapshot.workers for c in w.counters)
 
 
 # --------------------------------------------------------------------------- palette PNG
@@ -554,6 +596,13 @@ def _encode_png(rgb: np.ndarray) -> bytes:
     image.putpalette(_PALETTE)
     buf = io.BytesIO()
     image.save(buf, format="png", dpi=(DPI, DPI))
+    return buf.getvalue()
+
+
+def _encode_full_colour(rgba: np.ndarray) -> bytes:
+    """Encode as an RGB PNG: a small job's chart whose counters have colours of their own."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(buf, format="png", dpi=(DPI, DPI))
     return buf.getvalue()
 
 
@@ -636,4 +685,6 @@ def render_png(snapshot: JobSnapshot, *, now: float, stale_after: float = 300.0)
     else:
         msg = _message("Waiting for the first worker update\u2026", lay.plot_w - 2, 40, _EMPTY_BG)
         paste(msg, lay.plot_left + 1, lay.plot_top + (lay.plot_h - 40) // 2)
+    if _has_colours(snapshot, lay):
+        return _encode_full_colour(pixels)
     return _encode_png(pixels)

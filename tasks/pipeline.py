@@ -36,6 +36,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from domain.counters import Counter
 from domain.model import (
     STATE_CODES,
     AcceptOutcome,
@@ -51,6 +52,7 @@ from tasks.broker import Broker
 from tasks.identity import IdentityGuard, StoreIdentityChanged
 from tasks.settings import Settings
 from tasks.store import (
+    COUNTERS_ONLY,
     AcceptLimits,
     AppliedBatch,
     FailedJob,
@@ -58,6 +60,7 @@ from tasks.store import (
     Update,
     encode_row,
     job_tag,
+    with_counters,
 )
 
 INGEST_QUEUE = "ingest"
@@ -102,6 +105,14 @@ class WorkerReport:
     ok: bool
     desc: str
     secret: str = ""
+    counters: tuple[Counter, ...] = ()
+    progress: bool = True  # False: counters alone, the worker's row stays as it is
+
+
+def stored_row(r: WorkerReport) -> str:
+    """The row the accept script queues for a report (tasks.store.encode_row)."""
+    row = encode_row(r.current, r.total, r.ok, r.desc) if r.progress else COUNTERS_ONLY
+    return with_counters(row, r.counters) if r.counters else row
 
 
 class Pipeline:
@@ -112,7 +123,10 @@ class Pipeline:
         self.identity = IdentityGuard(store)
         self._drain_ttl_ms = int(settings.redeliver_after * 1000)
         self._limits = AcceptLimits(
-            settings.max_workers_per_job, settings.max_inbox, settings.max_worker_rows
+            settings.max_workers_per_job,
+            settings.max_inbox,
+            settings.max_worker_rows,
+            settings.max_counters,
         )
 
     # -- 1. accept (web) ----------------------------------------------------------------------
@@ -120,10 +134,7 @@ class Pipeline:
         """Per report an AcceptOutcome value, in order, in one round trip. Accepted reports are in
         Redis with a drain on its way when this returns, stamped there in the order they
         arrive, so a later report always wins."""
-        updates = [
-            Update(r.jobid, r.workid, encode_row(r.current, r.total, r.ok, r.desc), r.secret)
-            for r in reports
-        ]
+        updates = [Update(r.jobid, r.workid, stored_row(r), r.secret) for r in reports]
         now = time.time()
         outcomes, drain_due = self._in_known_store(
             lambda identity: self.store.accept_updates(

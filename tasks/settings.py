@@ -54,6 +54,11 @@ class Settings:
     max_meta_length: int = 4096  # create's meta (a JSON object), in characters
     max_body_bytes: int = 1 << 20
     max_workers_per_job: int = 100_000
+    # A worker's free-form counters (ARP's report column: POST {"counters": {...}}): how many
+    # names one worker may hold, and how long a name and a string value may be.
+    max_counters: int = 20
+    max_counter_name_length: int = 64
+    max_counter_value_length: int = 64
     # Storage bounds: past them the service answers 503 with Retry-After instead of growing
     # Redis without end (a running worker takes about 450 bytes with its index entries, a
     # finished one about 240, a chart 5-50 KB).

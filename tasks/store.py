@@ -53,6 +53,7 @@ import numpy as np
 from redis import Redis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
+from domain.counters import Counter
 from domain.lifetimes import Lifetime, Lifetimes, Overstayer, median
 from domain.model import (
     CreateOutcome,
@@ -123,6 +124,11 @@ def _keys(tag: str) -> tuple[str, str, str]:
 _INDEXES = ("order", "failed", "active", "finish", "blocked")
 
 
+def _counters_key(tag: str) -> str:
+    """A job's counters: workid -> the JSON of its counters (see with_counters)."""
+    return f"progress:{{{tag}}}:counters"
+
+
 def _index_keys(tag: str) -> tuple[str, ...]:
     """A job's indexes, kept by apply.lua: order, failed, active, finish, blocked."""
     prefix = f"progress:{{{tag}}}"
@@ -139,7 +145,7 @@ def _lifetime_keys(tag: str) -> tuple[str, ...]:
 
 
 def _all_keys(tag: str) -> list[str]:
-    return [*_keys(tag), *_index_keys(tag), *_lifetime_keys(tag)]
+    return [*_keys(tag), *_index_keys(tag), *_lifetime_keys(tag), _counters_key(tag)]
 
 
 def job_keys(jobid: str) -> list[str]:
@@ -171,8 +177,11 @@ def encode_row(current: float, total: float, ok: bool, desc: str) -> str:
     return f"{state}[{float(current)!r},{float(total)!r},{flag},{text}]"
 
 
-def decode_row(workid: str, row: str, lifetime: bytes | None = None) -> WorkerRow:
-    """A worker row, with when it started and finished if its lifetime record is given."""
+def decode_row(
+    workid: str, row: str, lifetime: bytes | None = None, counters: bytes | None = None
+) -> WorkerRow:
+    """A worker row, with when it started and finished if its lifetime record is given, and
+    its counters if they are."""
     current, total, ok, desc = json.loads(row[STAMP_DIGITS + 1 :])
     updated = int(row[:STAMP_DIGITS]) / 1e6
     started, _, finished = (lifetime or b"").decode().partition(" ")
@@ -185,7 +194,24 @@ def decode_row(workid: str, row: str, lifetime: bytes | None = None) -> WorkerRo
         updated,
         started=int(started) / 1e6 if started else None,
         finished=int(finished) / 1e6 if finished else None,
+        counters=decode_counters(counters) if counters else (),
     )
+
+
+# The row of an update of counters alone (apply.lua keeps the worker's row, stamped anew).
+COUNTERS_ONLY = "c"
+
+
+def with_counters(row: str, counters: Sequence[Counter]) -> str:
+    """An update's row carrying counters after a line feed (a row's JSON holds none): each as
+    [name, value as JSON text, colour], so that the apply script keeps numbers exact."""
+    posted = [[c.name, json.dumps(c.value, ensure_ascii=False), c.colour] for c in counters]
+    return row + "\n" + json.dumps(posted, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_counters(stored: bytes) -> tuple[Counter, ...]:
+    """A worker's counters as apply.lua stores them: [name, value as JSON text, colour, stamp]."""
+    return tuple(Counter(n, json.loads(v), colour) for n, v, colour, _ in json.loads(stored))
 
 
 @dataclass(frozen=True)
@@ -223,6 +249,7 @@ class AcceptLimits:
     workers_per_job: int
     inbox: int  # updates waiting to be applied
     worker_rows: int  # of all jobs together
+    counters: int = 20  # names per worker (Settings.max_counters)
 
 
 @dataclass(frozen=True)
@@ -251,8 +278,8 @@ class Store:
         self._expire, self._wake = script("expire"), script("wake")
         self._claim_overdue, self._summary = script("claim_overdue"), script("summary")
         self._delete, self._identity = script("delete"), script("identity")
-        self._lifetimes = script("lifetimes")
         self._fail_job = script("fail_job")
+        self._lifetimes = script("lifetimes")
 
     def _own_connection(self) -> Redis:
         """This thread's own connection, for the per-request calls: taking one from the pool
@@ -286,7 +313,7 @@ class Store:
         outcome = self._guarded(
             self._create,
             keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, IDENTITY, *_index_keys(tag)]
-            + list(_lifetime_keys(tag)),
+            + [*_lifetime_keys(tag), _counters_key(tag)],
             args=[
                 identity,
                 tag,
@@ -349,10 +376,12 @@ class Store:
         return DeleteOutcome(outcome)
 
     def snapshot(self, jobid: str) -> JobSnapshot | None:
-        meta_key, workers_key, _ = _keys(job_tag(jobid))
+        tag = job_tag(jobid)
+        meta_key, workers_key, _ = _keys(tag)
         with self.redis.pipeline(transaction=True) as pipe:
-            meta, workers = pipe.hgetall(meta_key).hgetall(workers_key).execute()
-        return _snapshot(meta, workers) if meta else None
+            pipe.hgetall(meta_key).hgetall(workers_key).hgetall(_counters_key(tag))
+            meta, workers, counters = pipe.execute()
+        return _snapshot(meta, workers, counters=counters) if meta else None
 
     def chart(self, jobid: str, with_png: bool) -> Chart | None:
         _, _, chart_key = _keys(job_tag(jobid))
@@ -463,10 +492,11 @@ class Store:
         # Not MULTI: a full Redis refuses to queue commands, and reads must go on then.
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(_keys(tag)[1], workids).hmget(_lifetime_keys(tag)[0], workids)
-            rows, lifetimes = pipe.execute()
+            pipe.hmget(_counters_key(tag), workids)
+            rows, lifetimes, counters = pipe.execute()
         return [
-            decode_row(w.decode(), r.decode(), lifetime)
-            for w, r, lifetime in zip(workids, rows, lifetimes)
+            decode_row(w.decode(), r.decode(), lifetime, c)
+            for w, r, lifetime, c in zip(workids, rows, lifetimes, counters)
             if r is not None
         ]
 
@@ -486,12 +516,12 @@ class Store:
         keys: list[str] = [INBOX, DRAIN_FLAG, LAST_STAMP, STATS, IDENTITY]
         job_index: dict[str, int] = {}
         args: list = [repr(now), limits.workers_per_job, drain_ttl_ms, int(all_or_nothing)]
-        args += [limits.inbox, limits.worker_rows, identity]
+        args += [limits.inbox, limits.worker_rows, identity, limits.counters]
         for u in updates:
             tag = job_tag(u.jobid)
             if tag not in job_index:
                 job_index[tag] = len(job_index) + 1
-                keys += _keys(tag)[:2]
+                keys += [*_keys(tag)[:2], _counters_key(tag)]
             args += [job_index[tag], tag, u.workid, u.row, secret_digest(u.jobid, u.secret)]
         *outcomes, drain_due = self._guarded(self._accept, keys, args)
         return outcomes, bool(drain_due)
@@ -541,7 +571,8 @@ class Store:
         oldest = None
         for entry in entries:
             tag, incarnation, workid, row = entry.split("\n", 3)
-            per_job[(tag, incarnation)].append((workid, row, natural_bytes(workid)))
+            row, _, counters = row.partition("\n")  # see with_counters
+            per_job[(tag, incarnation)].append((workid, row, natural_bytes(workid), counters))
             stamp = row[:STAMP_DIGITS]
             oldest = stamp if oldest is None or stamp < oldest else oldest
         applied = AppliedBatch(oldest_accepted=int(oldest) / 1e6)
@@ -549,9 +580,12 @@ class Store:
         for n, part in enumerate(parts, start=1):
             keys: list[str] = [BATCHES, BATCHES_DUE, RENDER_DUE, STATS]
             args: list = [batch_id, repr(now), int(n == len(parts))]
-            for (tag, incarnation), triples in part:
+            for (tag, incarnation), updates in part:
                 keys += [*_keys(tag)[:2], *_index_keys(tag), *_lifetime_keys(tag)]
-                args += [tag, incarnation, len(triples), *(x for t in triples for x in t)]
+                keys.append(_counters_key(tag))
+                args += [tag, incarnation, len(updates), *(x for u in updates for x in u[:3])]
+                counted = [(w, row[:STAMP_DIGITS], c) for w, row, _, c in updates if c]
+                args += [len(counted), *(x for c in counted for x in c)]
             results = self._apply(keys=keys, args=args)
             for ((tag, _), _), (_, scheduled, rendered_at, finished, notify) in zip(part, results):
                 if scheduled:
@@ -565,17 +599,22 @@ class Store:
         """Take the job's render lease and read what its chart needs: every worker's packed
         bar in natural order (WorkerColumns), and full rows only for a small job."""
         meta_key, workers_key, chart_key = _keys(tag)
+        order = _index_keys(tag)[0]
         reply = self._begin_render(
-            keys=[meta_key, workers_key, chart_key, RENDER_DUE, _index_keys(tag)[0]],
+            keys=[meta_key, workers_key, chart_key, RENDER_DUE, order, _counters_key(tag)],
             args=[tag, repr(now), FULL_ROWS_MAX],
         )
         if not reply:
             return None
-        meta, (version, stale), members, rows = reply
+        meta, (version, stale), members, rows, counters = reply
         workids = _WorkIds(members)
         bar = np.frombuffer(b"".join([m[-BAR.itemsize :] for m in members]), dtype=BAR)
         columns = WorkerColumns(workids, bar["percent"].astype(float), bar["updated"], bar["state"])
-        full = tuple(decode_row(workids[i], row.decode()) for i, row in enumerate(rows) if row)
+        full = tuple(
+            decode_row(workids[i], row.decode(), counters=counters[i])
+            for i, row in enumerate(rows)
+            if row
+        )
         return RenderStart(
             _snapshot(_pairs(meta), {}, columns=columns, rows=full),
             int(version) if version is not None else None,
@@ -795,11 +834,16 @@ def _snapshot(
     workers: dict[bytes, bytes],
     columns: WorkerColumns | None = None,
     rows: tuple[WorkerRow, ...] = (),
+    counters: dict[bytes, bytes] | None = None,
 ) -> JobSnapshot:
     if workers:
+        counters = counters or {}
         rows = tuple(
             sorted(
-                (decode_row(w.decode(), r.decode()) for w, r in workers.items()),
+                (
+                    decode_row(w.decode(), r.decode(), counters=counters.get(w))
+                    for w, r in workers.items()
+                ),
                 key=lambda r: natural_key(r.workid),
             )
         )

@@ -169,8 +169,9 @@ def post_json(client, body):
     ("body", "status", "words"),
     [
         ("[", 400, "not valid JSON"),
-        ("{}", 400, "non-empty array"),
+        ("{}", 400, '"jobid" parameter is required'),  # one update, with no ids
         ("[]", 400, "non-empty array"),
+        ('"text"', 400, "an update object or a non-empty array"),
         ("[1]", 400, "[0] must be an object"),
         ([{"workid": "w", "current": 1, "total": 2}], 400, "jobid"),
         ([{"jobid": "J", "workid": "w", "current": [1], "total": 2}], 400, "current"),

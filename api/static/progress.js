@@ -34,6 +34,7 @@ const S = {
   sig: "",           // what the last status said, to notice changes
   timer: null, catchUpTimer: null, busy: false, lastTick: 0, retrySoon: false,
   chartStale: false, lastIcon: "",
+  small: true,       // the job has at most PAGE_WORKERS workers: its status lists them all
 };
 
 // ---------------------------------------------------------------- formatting
@@ -145,6 +146,7 @@ function renderDoc(doc) {
   setText("created", fmtWhen(doc.created), fmtUTC(doc.created));
   setText("expires", fmtWhen(doc.created + doc.maxage), fmtUTC(doc.created + doc.maxage));
   renderProblems(doc);
+  renderWorkers(doc);
   renderLifetimes(doc);
   renderJobFailed(doc.job_failed);
   const failed = c.failed ? " \u00b7 " + fmtInt(c.failed) + " failed" : "";
@@ -228,26 +230,54 @@ function renderProblems(doc) {
   setText("problems-count", fmtInt(count));
   const rows = cfg.problem_states
     .flatMap((state) => doc.workers.filter((w) => w.state === state)).slice(0, PROBLEM_ROWS);
+  $("problems-body").replaceWith(workerRows("problems-body", rows));
+  setText("problems-more", count > rows.length
+    ? "Showing the first " + fmtInt(rows.length) + " of " + fmtInt(count) + ", failed first." : "");
+}
+
+// Every worker of a small job (status_all, see refreshStatus), when any has counters.
+function renderWorkers(doc) {
+  const workers = S.small && Array.isArray(doc.workers) ? doc.workers : [];
+  const box = $("workers");
+  box.hidden = !workers.some((w) => Array.isArray(w.counters) && w.counters.length);
+  if (box.hidden) return;
+  setText("workers-count", fmtInt(workers.length));
+  $("workers-body").replaceWith(workerRows("workers-body", workers));
+}
+
+function add(parent, tag, cls, text) {
+  const el = parent.appendChild(document.createElement(tag));
+  el.className = cls;
+  el.textContent = text;
+  return el;
+}
+
+// A table body of workers: id and desc, state, percent, counters, when last heard from.
+function workerRows(id, workers) {
   const body = document.createElement("tbody");
-  body.id = "problems-body";
-  const add = (parent, tag, cls, text) => {
-    const el = parent.appendChild(document.createElement(tag));
-    el.className = cls;
-    el.textContent = text;
-    return el;
-  };
-  for (const w of rows) {
+  body.id = id;
+  for (const w of workers) {
     const tr = body.appendChild(document.createElement("tr"));
     const who = add(tr, "td", "", "");
     add(who, "span", "w-id", w.workid);
     if (w.desc) add(who, "span", "w-desc", w.desc);
     add(tr, "td", "w-state " + w.state, w.state);
     add(tr, "td", "w-pct", fmtPct(w.percent) + " %");
+    addCounters(add(tr, "td", "w-counters", ""), w.counters || []);
     add(tr, "td", "w-ago", fmtAgo(w.updated)).title = fmtWhen(w.updated);
   }
-  $("problems-body").replaceWith(body);
-  setText("problems-more", count > rows.length
-    ? "Showing the first " + fmtInt(rows.length) + " of " + fmtInt(count) + ", failed first." : "");
+  return body;
+}
+
+// Each counter as "name value", the value in the counter's colour (a CSS colour name or
+// #rrggbb, checked by the service; set through the CSSOM, which the CSP allows).
+function addCounters(td, counters) {
+  for (const c of counters) {
+    const item = add(td, "span", "counter", "");
+    add(item, "span", "c-name", c.name);
+    const value = add(item, "b", "c-value", String(c.value));
+    if (c.colour) value.style.color = c.colour;
+  }
 }
 
 // A tab left open for hours shows the progress in its icon.
@@ -280,8 +310,10 @@ async function get(url, headers) {
   }
 }
 
-async function refreshStatus() {
-  const resp = await get(cfg.status, {});
+// A small job is read with all its workers (their counters), a larger one with its problems:
+// when a job crosses PAGE_WORKERS, it is read again the other way at once.
+async function refreshStatus(again = true) {
+  const resp = await get(S.small ? cfg.status_all : cfg.status, {});
   if (resp.status === 404) { showGone(); return false; }
   if (!resp.ok) throw new Error("the status request was answered " + resp.status);
   let doc;
@@ -289,6 +321,11 @@ async function refreshStatus() {
     doc = JSON.parse(await resp.text());
   } catch (err) {
     throw new Error("the status could not be read (" + err.message + ")");
+  }
+  const small = doc.workers_reported <= cfg.page_workers;
+  if (small !== S.small && again) {
+    S.small = small;
+    return refreshStatus(false);
   }
   const local = Date.now() / 1000;
   let now = typeof doc.now === "number" ? doc.now : NaN;

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+from typing import Any
 
 DEFAULT_HTTP_TIMEOUT = 10.0
 CREATE_HTTP_TIMEOUT = 30.0  # create answers once the first chart is drawn
@@ -52,3 +54,29 @@ positive_float = _at_least(_float_arg, 0, strictly=True)
 non_negative_float = _at_least(_float_arg, 0, strictly=False)
 positive_int = _at_least(_int_arg, 0, strictly=True)
 non_negative_int = _at_least(_int_arg, 0, strictly=False)
+
+
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}|[A-Za-z]{3,20}")
+
+
+def counter_arg(text: str) -> tuple[str, Any]:
+    """--counter NAME=VALUE[:COLOUR]: VALUE a number if it reads as one, else text; a last
+    `:word` is its colour when it looks like one (a CSS colour name or #rrggbb)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE[:COLOUR], got {text!r}")
+    head, colon, colour = value.rpartition(":")
+    if colon and _COLOUR.fullmatch(colour):
+        return name, [_number_or_text(head), colour]
+    return name, _number_or_text(value)
+
+
+def _number_or_text(text: str) -> Any:
+    for parse in (int, float):
+        try:
+            number = parse(text)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            return number
+    return text

@@ -59,6 +59,8 @@ def cmd_update(args: argparse.Namespace, base_url: str) -> int:
         "desc": args.desc,
         "secret": args.secret,
     }
+    if args.counter:  # sent as a JSON body, the only one that carries counters
+        params["counters"] = dict(args.counter)
     try:
         _http.request_json(base_url, "update", params, timeout=http_timeout(args))
     except ProgressError as exc:

@@ -33,7 +33,9 @@ def cmd_run(args: argparse.Namespace, base_url: str) -> int:
         # No WORKID: the client's default, from the launcher's variables (see --help).
         worker = job.worker(args.workid, total=1, desc=desc)
         try:
-            child = subprocess.Popen(args.argv)
+            # The command learns its job and worker, and its update URL ($PROGRESS_UPDATE_URL:
+            # a script may POST its own counters there, as ARP's do to $BATCH_UPDATE_URL).
+            child = subprocess.Popen(args.argv, env={**os.environ, **job.env(worker.workid)})
         except OSError as exc:
             status = _shell_status_for(exc)
             error(f"cannot run {args.argv[0]!r}: {exc.strerror or exc}")

@@ -16,6 +16,7 @@ import urllib3
 ENV_URL = "PROGRESS_URL"
 ENV_JOBID = "PROGRESS_JOBID"
 ENV_SECRET = "PROGRESS_SECRET"
+ENV_UPDATE_URL = "PROGRESS_UPDATE_URL"  # one worker's update URL (Job.env, progress run)
 
 # Outcome of one HTTP attempt, as the retry logic sees it.
 OK = "ok"
@@ -146,7 +147,10 @@ def backoff(failures: int, hint: float | None = None, cap: float = 30.0) -> floa
 
 
 def send(session: Any, url: str, params: Mapping[str, Any], timeout: float) -> requests.Response:
-    """One request; a secret goes in a POST form body so it never lands in access logs."""
+    """One request; a secret goes in a POST form body so it never lands in access logs, and
+    counters in a JSON body (the only body that can carry them)."""
+    if "counters" in params:
+        return session.post(url, json=dict(params), timeout=timeout)
     if "secret" in params:
         return session.post(url, data=dict(params), timeout=timeout)
     return session.get(url, params=dict(params), timeout=timeout)

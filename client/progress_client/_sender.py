@@ -149,6 +149,11 @@ class Sender:
                     service = self._services[base_url] = _Service(base_url)
                 entry = _Entry(key, service, _http.endpoint(base_url, "update"), label)
                 self._entries[key] = entry
+            if entry.pending and "counters" in entry.pending:  # not delivered yet: keep them
+                params = {
+                    **params,
+                    "counters": {**entry.pending["counters"], **params.get("counters", {})},
+                }
             entry.pending = params
             entry.seq += 1
             entry.min_interval = min_interval

@@ -11,6 +11,7 @@ from . import __version__, _http
 from ._cli_args import (
     CREATE_HTTP_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT,
+    counter_arg,
     non_negative_float,
     non_negative_int,
     number_arg,
@@ -230,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("total", metavar="TOTAL", type=number_arg, help="things to do in all")
     p.add_argument("--desc", help="short status text shown next to the bar")
     p.add_argument("--failed", action="store_true", help="mark the worker as failed (red bar)")
+    p.add_argument(
+        "--counter",
+        action="append",
+        type=counter_arg,
+        metavar="NAME=VALUE[:COLOUR]",
+        help="set a counter shown beside the worker, e.g. --counter 'files=3:red' (a number "
+        "or text; COLOUR a CSS colour name or #rrggbb); repeat for more. The worker's other "
+        "counters stay as they are",
+    )
     secret_option(p)
     p.add_argument(
         "--best-effort",
@@ -344,7 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
         "command: its reports are then dropped, with a warning.\n\n"
         "WORKID defaults to the Python client's default: $PROGRESS_WORKID, else the MPI or\n"
         "SLURM rank (SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK, PMI_RANK, SLURM_PROCID in an\n"
-        "srun step), else host:pid.",
+        "srun step), else host:pid.\n\n"
+        "The command gets $PROGRESS_URL, $PROGRESS_JOBID, $PROGRESS_SECRET (if given),\n"
+        "$PROGRESS_WORKID and $PROGRESS_UPDATE_URL, this worker's update URL: POST JSON such as\n"
+        '{"counters": {"files": [3, "red"]}} to it to show counters beside the worker.',
     )
     p.usage = "%(prog)s [JOBID [WORKID]] [options] -- COMMAND [ARGS...]"
     jobid_argument(p)

@@ -15,9 +15,9 @@ import threading
 import time
 import weakref
 from types import TracebackType
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-from . import _aio, _http, _launcher, _sender
+from . import _aio, _counters, _http, _launcher, _sender
 
 log = logging.getLogger("progress_client")
 
@@ -126,12 +126,24 @@ class Job:
         _log_disabled_once(reason)
         return job
 
-    def env(self) -> dict[str, str]:
-        """Environment variables that let a child process call `Job.from_env()`."""
+    def env(self, workid: Any = None) -> dict[str, str]:
+        """Environment variables that let a child process call `Job.from_env()`; with
+        `workid`, also $PROGRESS_WORKID and $PROGRESS_UPDATE_URL, the update URL of that worker
+        (with the secret, if any), to which a script can POST JSON such as
+        {"counters": {"files": [3, "red"]}} (as ARP's scripts POST to $BATCH_UPDATE_URL)."""
         env = {_http.ENV_URL: self.base_url, _http.ENV_JOBID: self.jobid}
         if self.secret is not None:
             env[_http.ENV_SECRET] = self.secret
+        if workid is not None:
+            env[_launcher.ENV_WORKID] = str(workid)
+            env[_http.ENV_UPDATE_URL] = self.update_url(workid)
         return env
+
+    def update_url(self, workid: Any) -> str:
+        """The update URL of one worker of this job, with the secret if the job has one."""
+        return _http.page_url(
+            self.base_url, "update", jobid=self.jobid, workid=str(workid), secret=self.secret
+        )
 
     @property
     def show_url(self) -> str:
@@ -336,6 +348,7 @@ class Worker:
         self._total_declared = total is not None
         self._desc = desc
         self._ok = True
+        self._new_counters: dict[str, Any] = {}  # set since the last report
         self._key = (job.base_url, job.jobid, self.workid)
         self._label = f"job {job.jobid!r} worker {self.workid!r}"
         # A handle dropped without close() still gets its last state delivered, then forgotten.
@@ -378,6 +391,17 @@ class Worker:
                 self._desc = desc
             if ok is not None:
                 self._ok = bool(ok)
+        self._report()
+
+    @_never_raise
+    def counters(self, values: Mapping[Any, Any] | None = None, /, **more: Any) -> None:
+        """Set free-form counters shown beside the worker (page, chart, status): each a number,
+        a string, or (value, colour) with a CSS colour name or #rrggbb, e.g.
+        `w.counters({"Example Counter": (3, "red")}, stage="flag")`. Each counter keeps its
+        latest value; the others stay as they are."""
+        cleaned = _counters.clean_counters({**(values or {}), **more})
+        with self._lock:
+            self._new_counters.update(cleaned)
         self._report()
 
     @_never_raise
@@ -528,6 +552,8 @@ class Worker:
                 params["desc"] = _CONTROL.sub(" ", str(desc))[:MAX_DESC]
             if self.job.secret is not None:
                 params["secret"] = self.job.secret
+            if self._new_counters:  # sent once: the sender keeps them until delivered
+                params["counters"], self._new_counters = self._new_counters, {}
         _sender.get_sender().submit(
             self._key,
             self.job.base_url,

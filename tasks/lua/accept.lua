@@ -4,17 +4,20 @@
 -- host's clock, stepped back or skewed, can let an older update overwrite a newer one.
 -- KEYS[1] inbox   KEYS[2] drain flag   KEYS[3] last stamp given
 -- KEYS[4] stats (the count of worker rows of all jobs)   KEYS[5] the store's identity
--- KEYS[2j+4], KEYS[2j+5]  meta and workers of the j-th job named in ARGV (j = 1, 2, ...)
+-- KEYS[3j+3], KEYS[3j+4], KEYS[3j+5]  meta, workers and counters of the j-th job named in ARGV
+--                                     (j = 1, 2, ...)
 -- ARGV: now, max_workers, drain_ttl_ms, all_or_nothing ('1' or '0'), max_inbox,
---       max_worker_rows, the store's identity as the caller knows it ('' not to check), then
---       per update:
---       job index j, tag, workid, row without its stamp (tasks.store.encode_row), secret digest
+--       max_worker_rows, the store's identity as the caller knows it ('' not to check),
+--       max_counters (per worker), then per update:
+--       job index j, tag, workid, row without its stamp (tasks.store.encode_row: a row that
+--       carries counters has them after a line feed), secret digest
 -- Returns per update an outcome (domain.model.AcceptOutcome), then 1 if a drain must be queued;
 -- an error STORE_CHANGED, writing nothing, if the store's identity is not the one given.
 --- @include "secret_matches"
 --- @include "take_drain_flag"
 local UNKNOWN_JOB, ACCEPTED, TOO_MANY_WORKERS, WRONG_SECRET, BACKLOG, STORAGE_FULL =
   0, 1, 2, 3, 4, 5
+local TOO_MANY_COUNTERS = 6
 local inbox, drain_flag, last_stamp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if ARGV[7] ~= '' and redis.call('HGET', KEYS[5], 'id') ~= ARGV[7] then
   return redis.error_reply('STORE_CHANGED the store is not the one the caller knows')
@@ -24,13 +27,32 @@ local all_or_nothing = ARGV[4] == '1'
 local max_inbox, max_worker_rows = tonumber(ARGV[5]), tonumber(ARGV[6])
 local backlog = redis.call('LLEN', inbox) >= max_inbox
 local rows = tonumber(redis.call('HGET', stats, 'workers') or '0')
+local max_counters = tonumber(ARGV[8])
+
+-- ---- Counters: would the worker hold more than max_counters names with these ones? (Names
+-- posted but not applied yet are not counted: the bound may be passed by one inbox's worth.)
+local function too_many_counters(counters_key, workid, posted)
+  local stored = redis.call('HGET', counters_key, workid)
+  local names, count = {}, 0
+  for _, c in ipairs(stored and cjson.decode(stored) or {}) do
+    names[c[1]] = true
+    count = count + 1
+  end
+  for _, c in ipairs(cjson.decode(posted)) do
+    if not names[c[1]] then
+      names[c[1]] = true
+      count = count + 1
+    end
+  end
+  return count > max_counters
+end
 
 local outcomes, entries, jobs = {}, {}, {}
 local refused = false
-for i = 8, #ARGV, 5 do
+for i = 9, #ARGV, 5 do
   local j, tag, workid, row, secret = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
                                       ARGV[i + 4]
-  local meta_key, workers_key = KEYS[2 * j + 4], KEYS[2 * j + 5]
+  local meta_key, workers_key = KEYS[3 * j + 3], KEYS[3 * j + 4]
   local job = jobs[j]
   if job == nil then
     local meta = redis.call('HMGET', meta_key, 'incarnation', 'secret')
@@ -48,6 +70,11 @@ for i = 8, #ARGV, 5 do
       and redis.call('HEXISTS', workers_key, workid) == 0 then
     -- a new worker (rows are counted when applied: the bound may be passed by one inbox's worth)
     outcome = job.size >= max_workers and TOO_MANY_WORKERS or STORAGE_FULL
+  end
+  local counters_at = outcome == ACCEPTED and string.find(row, '\n', 1, true)
+  if counters_at and too_many_counters(KEYS[3 * j + 5], workid, string.sub(row, counters_at + 1))
+  then
+    outcome = TOO_MANY_COUNTERS
   end
   outcomes[#outcomes + 1] = outcome
   if outcome == ACCEPTED then

@@ -23,10 +23,11 @@
 -- KEYS[1] batches (hash)   KEYS[2] batches due (zset)   KEYS[3] renders due (zset)   KEYS[4] stats
 -- KEYS[4+K(j-1)+1 .. 4+Kj]  of the j-th job of the batch (j = 1, 2, ...), K = KEYS_PER_JOB:
 --                     meta, workers, order, failed, active, finish, blocked,
---                     lifetimes, durations, running_since
+--                     lifetimes, durations, running_since, counters
 -- ARGV[1] batch id   ARGV[2] now   ARGV[3] '1' for the batch's last part
 -- ARGV[4..] per job: tag, incarnation, number of updates n, then n triples of workid, row,
---           natural-order member
+--           natural-order member; then number of counter updates m, then m triples of
+--           workid, stamp, counters (see merge_counters)
 -- Returns per job {rows changed, 1 if a render became due, when the job's last render started,
 --                  'done'/'failed' if the job just finished, its notify URL}.
 local batches, batches_due, renders_due, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -34,7 +35,9 @@ local batch_id, now, last_part = ARGV[1], ARGV[2], ARGV[3] == '1'
 local STAMP_DIGITS = 17  -- tasks.store.STAMP_DIGITS
 local ETA_HISTORY = 5  -- seconds of history before a worker's rate is trusted (domain.model)
 local NOTHING = {0, 0, '0', '', ''}
-local KEYS_PER_JOB = 10
+local KEYS_PER_JOB = 11
+local COUNTERS_ONLY = 'c'  -- tasks.store.COUNTERS_ONLY: the row of an update of counters alone
+local NO_PROGRESS = 'r[0.0,1.0,true,""]'  -- a new worker posting counters alone: 0 of 1
 
 -- A stored row: stamp (microseconds), state letter (domain.model.STORED_LETTER: r running,
 -- d done, f failed), then the JSON of [current, total, ok, desc].
@@ -97,7 +100,48 @@ local function track_lifetime(k, workid, old, new, applied)
   end
 end
 
-local function apply_job(k, tag, incarnation, first, last)
+-- ---- Counters: the free-form values a worker posts (tasks/store.py: counters, with_counters).
+--   counters  worker -> JSON array of [name, value (as JSON text), colour, stamp], in the order
+--             first posted; per counter the newer stamp wins, so updates merge name by name.
+-- An update of counters alone carries the row COUNTERS_ONLY: the worker's row as it is, stamped
+-- anew (it is alive, so not stale), or for a worker not seen before one running at 0 of 1
+-- (as the client reports a worker whose total is not known yet).
+local function with_progress(row, old_row)
+  if string.sub(row, STAMP_DIGITS + 1) ~= COUNTERS_ONLY then return row end
+  local stamp = string.sub(row, 1, STAMP_DIGITS)
+  return stamp .. (old_row and string.sub(old_row, STAMP_DIGITS + 1) or NO_PROGRESS)
+end
+
+-- Merge ARGV[first .. last] (triples of workid, stamp, JSON array of [name, value, colour]);
+-- returns how many workers' counters changed.
+local function merge_counters(counters_key, first, last)
+  local merged = 0
+  for i = first, last, 3 do
+    local workid, stamp = ARGV[i], ARGV[i + 1]
+    local stored_text = redis.call('HGET', counters_key, workid)
+    local stored = stored_text and cjson.decode(stored_text) or {}
+    local at, changed = {}, false
+    for x, c in ipairs(stored) do at[c[1]] = x end
+    for _, c in ipairs(cjson.decode(ARGV[i + 2])) do
+      local x = at[c[1]]
+      if x == nil then
+        x = #stored + 1
+        at[c[1]] = x
+      end
+      if stored[x] == nil or stored[x][4] < stamp then  -- STAMP_DIGITS digits: compare as text
+        stored[x] = {c[1], c[2], c[3], stamp}
+        changed = true
+      end
+    end
+    if changed then
+      redis.call('HSET', counters_key, workid, cjson.encode(stored))
+      merged = merged + 1
+    end
+  end
+  return merged
+end
+
+local function apply_job(k, tag, incarnation, first, last, counters_first, counters_last)
   local meta, workers, order, failed_set, active, finish, blocked =
     k[1], k[2], k[3], k[4], k[5], k[6], k[7]
   local job = redis.call('HMGET', meta, 'incarnation', 'created', 'expected')
@@ -111,6 +155,7 @@ local function apply_job(k, tag, incarnation, first, last)
   for i = first, last, 3 do
     local workid, row, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local old_row = redis.call('HGET', workers, workid)
+    row = with_progress(row, old_row)
     local new = parse(row)
     local old = old_row and parse(old_row)
     local applied = (not old) or old.stamp < new.stamp
@@ -148,6 +193,7 @@ local function apply_job(k, tag, incarnation, first, last)
       end
     end
   end
+  changed = changed + merge_counters(k[11], counters_first, counters_last)
   if changed == 0 then return NOTHING end
   redis.call('HINCRBY', meta, 'version', 1)
   redis.call('HINCRBY', stats, 'workers', added)
@@ -174,8 +220,10 @@ while i <= #ARGV do
   local first = i + 3
   local k = {}
   for x = 1, KEYS_PER_JOB do k[x] = KEYS[4 + KEYS_PER_JOB * (j - 1) + x] end
-  results[j] = apply_job(k, tag, incarnation, first, first + 3 * n - 1)
-  i, j = first + 3 * n, j + 1
+  local counted = first + 3 * n  -- the job's counters: their number m, then m triples
+  local m = tonumber(ARGV[counted])
+  results[j] = apply_job(k, tag, incarnation, first, counted - 1, counted + 1, counted + 3 * m)
+  i, j = counted + 1 + 3 * m, j + 1
 end
 if last_part then
   redis.call('HDEL', batches, batch_id)

@@ -4,10 +4,12 @@
 -- What the chart needs of every worker is in the order index's members (apply.lua), already
 -- in natural order; the full rows only for a job small enough that the chart prints them.
 -- KEYS[1] meta   KEYS[2] workers   KEYS[3] chart   KEYS[4] renders due (zset)   KEYS[5] order
+-- KEYS[6] counters
 -- ARGV[1] tag    ARGV[2] now    ARGV[3] most workers whose full rows are returned
 -- Returns false if the job is gone, else {meta pairs, {chart version, stale}, the order's
--- members, the full rows in that order (or none)}.
+-- members, the full rows in that order (or none), their counters (or none)}.
 local meta, workers, chart, renders_due, order = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local counters_key = KEYS[6]
 local tag, now, full_rows_max = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local BAR_BYTES = 13  -- tasks.store.BAR
 
@@ -19,13 +21,14 @@ redis.call('HSET', meta, 'rendered_at', now)
 redis.call('ZADD', renders_due, now, tag)
 
 local members = redis.call('ZRANGE', order, 0, -1)
-local rows = {}
+local rows, counters = {}, {}
 if #members > 0 and #members <= full_rows_max then
   local ids = {}
   for i, member in ipairs(members) do
     ids[i] = string.sub(member, string.find(member, '\0', 1, true) + 1, -BAR_BYTES - 2)
   end
   rows = redis.call('HMGET', workers, unpack(ids))
+  counters = redis.call('HMGET', counters_key, unpack(ids))
 end
 return {redis.call('HGETALL', meta), redis.call('HMGET', chart, 'version', 'stale'), members,
-        rows}
+        rows, counters}
