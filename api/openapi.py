@@ -381,6 +381,7 @@ def _batch_body(params: tuple[Param, ...], settings: Settings) -> dict:
     progress = ("current", "total", "ok", "desc")
     counters_only = {
         **item,
+        "properties": {**properties, "counters": {**properties["counters"], "minProperties": 1}},
         "required": [p.name for p in params if p.required and p.name not in progress]
         + ["counters"],
         "not": {"anyOf": [{"required": [name]} for name in progress]},

@@ -209,6 +209,7 @@ class Update(Resource):
     def json_report(self, params: dict[str, Any]) -> WorkerReport:
         """An update from a JSON body, which may carry counters (only a JSON body can)."""
         counters = parse_counters(params.get("counters"), self.settings)
+        params.pop("counters", None)  # the other fields are text, as a query's
         if counters and "current" not in params and "total" not in params:
             return self.counters_only(params, counters)
         return self.report(params, counters)

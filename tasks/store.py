@@ -20,6 +20,8 @@ of a job shares the hash tag {T}):
   progress:{T}:durations      zset  done and failed workers -> how long they ran (F - S, s)
   progress:{T}:running_since  zset  running workers -> when they started (S, s)
                                 (kept by apply.lua's track_lifetime, which says how)
+  progress:{T}:counters       hash  workid -> the worker's counters, JSON (see with_counters;
+                                merged per counter by apply.lua's merge_counters)
   progress:jobs:expiry   zset   T -> time after which the job is deleted
   progress:jobs:recent   zset   T -> creation time, for the overview
   progress:inbox         list   accepted updates not yet claimed by an ingest worker

@@ -3,7 +3,7 @@
 -- update, /progress/render answers with a placeholder (renderer/placeholder.py).
 -- KEYS[1] meta   KEYS[2] workers   KEYS[3] chart   KEYS[4] expiry (zset)   KEYS[5] recent (zset)
 -- KEYS[6] renders due (zset)   KEYS[7] stats   KEYS[8] the store's identity
--- KEYS[9..] the job's indexes (see apply.lua)
+-- KEYS[9..] the job's indexes, lifetime records and counters (see apply.lua): all deleted
 -- ARGV[1] the store's identity as the caller knows it ('' not to check)
 -- ARGV[2] tag   ARGV[3] jobid   ARGV[4] desc   ARGV[5] now   ARGV[6] maxage   ARGV[7] incarnation
 -- ARGV[8] expires at   ARGV[9] secret digest ('' for none)   ARGV[10] notify URL ('' for none)
