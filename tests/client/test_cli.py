@@ -87,7 +87,9 @@ def test_update_info_pending(live_url, cli_job, capsys):
     )
     assert "100.0%" in rows["node2"] and "done" in rows["node2"]
     assert "failed" in rows["node3"] and "crashed" in rows["node3"]
-    summary = out.strip().splitlines()[-1]
+    # The summary line, then the lifetimes lines (node1 runs longer than any finished worker).
+    summary = next(line for line in out.splitlines() if line.startswith("overall"))
+    assert "running longer than any finished worker: node1" in out
     assert summary.startswith("overall 57.6%") and "1 running, 1 done, 1 failed, 0 stale" in summary
     assert "ETA" in summary
 
