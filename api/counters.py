@@ -10,6 +10,7 @@ from typing import Any
 
 import falcon
 
+from api.params import is_unicode
 from domain.counters import CSS_COLOURS, HEX_COLOUR, Counter
 from tasks.settings import Settings
 
@@ -33,7 +34,7 @@ def parse_counters(raw: Any, settings: Settings) -> tuple[Counter, ...]:
 
 
 def _counter(name: str, raw: Any, settings: Settings) -> Counter:
-    label = json.dumps(name, ensure_ascii=False) if _is_unicode(name) else "a counter"
+    label = json.dumps(name, ensure_ascii=False) if is_unicode(name) else "a counter"
     if not name or len(name) > settings.max_counter_name_length:
         raise _invalid(
             f"{label}: a name must be 1 to {settings.max_counter_name_length} characters long "
@@ -72,21 +73,13 @@ def _value(label: str, raw: Any, settings: Settings) -> int | float | str:
 
 
 def _check_text(label: str, what: str, text: str) -> None:
-    if not _is_unicode(text):
+    if not is_unicode(text):
         raise _invalid(
             f"{label}: {what} must be valid Unicode (a \\uD800-\\uDFFF escape must be half of "
             "a surrogate pair)"
         )
     if _CONTROL.search(text):
         raise _invalid(f"{label}: {what} must not contain control characters or line breaks")
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _invalid(rule: str) -> falcon.HTTPInvalidParam:

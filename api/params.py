@@ -117,7 +117,7 @@ def _item_params(index: int, item) -> dict[str, Any]:
                 title="Invalid parameter",
                 description=f"update [{index}]: {name!r} must be a string or a number",
             )
-        if not (_is_unicode(name) and _is_unicode(value)):
+        if not (is_unicode(name) and is_unicode(value)):
             # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 text can hold
             raise falcon.HTTPBadRequest(
                 title="Invalid parameter",
@@ -128,7 +128,9 @@ def _item_params(index: int, item) -> dict[str, Any]:
     return params
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
+    """False for text holding lone surrogates (from JSON's \\ud800 escapes), which UTF-8
+    cannot encode."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -392,7 +394,7 @@ def _json_object(p: Param, params: dict[str, str], settings: Settings) -> str:
     if not isinstance(value, dict):
         raise falcon.HTTPInvalidParam('it must be a JSON object, e.g. {"input": "a.csv"}', p.name)
     compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if not _is_unicode(compact):
+    if not is_unicode(compact):
         raise falcon.HTTPInvalidParam(
             "its strings must be valid Unicode (a \\uD800-\\uDFFF escape must be half of a "
             "surrogate pair)",

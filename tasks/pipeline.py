@@ -143,7 +143,7 @@ class Pipeline:
         )
         if drain_due:
             self.ensure_drain()
-        self._replicated(any(o == AcceptOutcome.ACCEPTED for o in outcomes))
+        self._replicated(AcceptOutcome.ACCEPTED in outcomes)
         return outcomes
 
     def create_job(

@@ -541,10 +541,6 @@ class Store:
             fields = _pairs(self._identity(keys=[IDENTITY], args=[new_id, repr(now), previous]))
         return _identity(fields)
 
-    def stored_identity(self) -> Identity | None:
-        fields = self.redis.hgetall(IDENTITY)
-        return _identity(fields) if fields else None
-
     def claim_inbox(
         self, batch_id: str, now: float, limit: int, drain_ttl_ms: int
     ) -> tuple[list[str], bool]:

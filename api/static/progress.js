@@ -378,24 +378,7 @@ async function refreshChart() {
   if (resp.status === 404) { showGone(); return; }
   if (resp.status === 503) { S.retrySoon = true; return; }  // the first chart is being drawn
   if (!resp.ok) throw new Error("the chart request was answered " + resp.status);
-  const tag = resp.headers.get("ETag");
-  const url = URL.createObjectURL(await resp.blob());
-  // Swap only once the new picture is decoded: the old one stays until then, no flicker.
-  const next = new Image();
-  next.src = url;
-  try {
-    await next.decode();
-  } catch (err) {
-    URL.revokeObjectURL(url);
-    throw new Error("the chart could not be decoded");
-  }
-  const old = $("chart");
-  next.id = "chart";
-  next.alt = old.alt;
-  next.dataset.etag = tag || "";
-  old.replaceWith(next);
-  if (old.src.startsWith("blob:")) URL.revokeObjectURL(old.src);
-  S.etag = tag;
+  S.etag = await swapImage("chart", resp, "the chart");
   placeholder("");
   updateZoom();
 }
@@ -517,6 +500,12 @@ async function refreshLifetimes() {
   if (resp.status === 304) return;
   if (resp.status === 404) { showGone(); return; }
   if (!resp.ok) throw new Error("the lifetimes chart request was answered " + resp.status);
+  S.lifetimesEtag = await swapImage("lifetimes-chart", resp, "the lifetimes chart");
+}
+
+// Put the PNG of `resp` in place of the image `id`, only once it is decoded: the old one stays
+// until then, no flicker. Returns the new picture's ETag.
+async function swapImage(id, resp, what) {
   const tag = resp.headers.get("ETag");
   const url = URL.createObjectURL(await resp.blob());
   const next = new Image();
@@ -525,15 +514,15 @@ async function refreshLifetimes() {
     await next.decode();
   } catch (err) {
     URL.revokeObjectURL(url);
-    throw new Error("the lifetimes chart could not be decoded");
+    throw new Error(what + " could not be decoded");
   }
-  const old = $("lifetimes-chart");
-  next.id = "lifetimes-chart";
+  const old = $(id);
+  next.id = id;
   next.alt = old.alt;
   next.dataset.etag = tag || "";
   old.replaceWith(next);
   if (old.src.startsWith("blob:")) URL.revokeObjectURL(old.src);
-  S.lifetimesEtag = tag;
+  return tag;
 }
 
 function renderLifetimes(doc) {
