@@ -18,7 +18,7 @@ from api import create_app
 from api.operations import RequestLog
 from api.server import create_server
 from domain import logs
-from tasks.runtime import connect
+from tasks.runtime import build_pipeline, connect
 from tasks.settings import Settings
 from tasks.store import Store
 
@@ -37,7 +37,11 @@ def serve(settings: Settings, sock: socket.socket) -> None:
     """Run one server process on the shared socket (builds the app after any fork)."""
     store = Store(connect(settings))
     request_log = RequestLog(store)
-    app = create_app(settings, store, request_log=request_log)
+    pipeline = build_pipeline(store, settings)
+    # Each web process knows its store before its first write: else one that first writes after
+    # the store lost its data would take it for a new store (tasks/identity.py).
+    threading.Thread(target=pipeline.identity.learn, name="learn-store", daemon=True).start()
+    app = create_app(settings, store, pipeline, request_log=request_log)
     create_server(app, sock, server_options(settings), settings, request_log).run()
 
 

@@ -12,16 +12,20 @@ store this process does not know. When the store it reaches has:
     at once, and the answers for a job that is now unknown say that the store was reset then;
   - another, not descended from one it knows: it is another store. Writes are refused with 503
     and /readyz names it, until the address is put right or the processes are restarted.
+A process that has never read the identity cannot tell a reset store from a new one, and would
+stamp it as new: so every serving process learns it when it starts (IdentityGuard.learn), not
+at its first write, which may come only after a reset.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
-from redis.exceptions import ConnectionError
+from redis.exceptions import ConnectionError, RedisError
 
 log = logging.getLogger("progress.store")
 
@@ -68,6 +72,18 @@ class IdentityGuard:
         if current is None or self.mismatch is not None:
             current = self.check(now)
         return current.id
+
+    def learn(self, retry_every: float = 1.0) -> None:
+        """Read the store's identity as soon as the store answers (run in a thread at start)."""
+        while True:
+            try:
+                found = self.check(time.time())
+                log.info("event=store_known identity=%s", found.id)
+                return
+            except StoreMismatch:
+                return  # known now, and refused until the address is put right
+            except RedisError:
+                time.sleep(retry_every)
 
     def check(self, now: float) -> Identity:
         """Read the store's identity (giving it one if it has none) and compare it with what

@@ -19,11 +19,19 @@ def created(client, jobid):
     return jobid
 
 
+RENDER_BOOKKEEPING = {b"rendered_at", b"renders"}
+
+
 def keys_of(store, jobid: str) -> dict:
     """The job's stored rows and fields, to prove a rejected request changed nothing. (Its chart
-    is left out: a render worker of the live service may be drawing it meanwhile.)"""
+    and the meta fields a render writes are left out: a render worker of a live service, or a
+    sweep re-sending a due render, may be drawing it meanwhile.)"""
     meta, workers, _ = store_keys(job_tag(jobid))
-    return {key: store.redis.dump(key) for key in (meta, workers)}
+    fields = store.redis.hgetall(meta)
+    return {
+        meta: {k: v for k, v in fields.items() if k not in RENDER_BOOKKEEPING},
+        workers: store.redis.dump(workers),
+    }
 
 
 BAD_UPDATES = [

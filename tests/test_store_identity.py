@@ -170,6 +170,44 @@ def test_min_replicas_is_validated():
 
 
 # -- the processes as run -------------------------------------------------------------------
+def lose_data(redis_server: RedisServer) -> None:
+    """A crash without persistence: the same address comes back empty."""
+    redis_server.proc.kill()
+    redis_server.proc.wait()
+    shutil.rmtree(redis_server.data_dir)
+    redis_server.data_dir.mkdir()
+    redis_server.start()
+
+
+@pytest.mark.slow
+def test_every_web_process_knows_its_store_before_its_first_write(tmp_path):
+    """A web process that had written nothing when the store lost its data must still say so,
+    not take the empty store for a new one (it did: found by CI, with two web processes)."""
+    redis_server = RedisServer(tmp_path / "redis").start()
+    service = Service(redis_server.url, tmp_path / "svc", {"PROGRESS_WEB_PROCESSES": "2"})
+    try:
+        service.start("web")
+        wait_until(
+            lambda: service.log("web").count("event=store_known") == 2,
+            30,
+            what="both web processes to read the store's identity",
+        )
+        lose_data(redis_server)
+
+        def answered(workid: str):  # as a tuple: a Response of 404 is false
+            resp = service.get("update", jobid="old", workid=workid, current=1, total=2)
+            return (resp,) if resp.status_code != 503 else None
+
+        for n in range(10):  # a new connection each: either process may answer
+            (resp,) = wait_until(
+                lambda n=n: answered(f"w{n}"), 30, what="the emptied store to answer"
+            )
+            assert resp.status_code == 404 and RESET in resp.json()["description"], resp.text
+    finally:
+        service.stop()
+        redis_server.stop()
+
+
 @pytest.mark.slow
 def test_a_redis_restarted_without_its_data_is_named_by_the_running_service(tmp_path):
     """The Procfile's processes on a Redis that crashes and comes back empty: workers that
@@ -184,11 +222,7 @@ def test_a_redis_restarted_without_its_data_is_named_by_the_running_service(tmp_
         )
         lost = redis_server.client().hget(IDENTITY, "id").decode()
 
-        redis_server.proc.kill()
-        redis_server.proc.wait()
-        shutil.rmtree(redis_server.data_dir)
-        redis_server.data_dir.mkdir()
-        redis_server.start()
+        lose_data(redis_server)
 
         def told_why():
             resp = service.get("update", jobid="lost", workid="w", current=2, total=2)
