@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from bench import big_jobs, client_batching, memory, probes, replicas
+from bench import big_jobs, client_batching, fairness, memory, probes, replicas
 from bench.cpu import CpuMeter, describe
 from bench.loads import (
     Wrk,
@@ -333,6 +333,7 @@ LABELS = {
     **big_jobs.LABELS,
     **client_batching.LABELS,
     **replicas.LABELS,
+    **fairness.LABELS,
 }
 # --only: each name selects these sections
 GROUPS = {
@@ -346,6 +347,7 @@ GROUPS = {
     "big": tuple(f.__name__ for f in big_jobs.SECTIONS),
     "client": ("section_client",),
     "replicas": ("section_replicas",),  # its own master, replica and services
+    "fairness": ("section_fairness",),  # its own Redis and services, two of them
 }
 
 
@@ -414,6 +416,8 @@ def main() -> None:
                 service.stop()
             if "section_replicas" in chosen:  # after the shared service has stopped
                 _run(replicas.section_replicas, report, workdir, args.seconds)
+            if "section_fairness" in chosen:  # likewise: abuse must not touch the shared one
+                _run(fairness.section_fairness, report, workdir, args.seconds)
         finally:
             redis.stop()
     report.note(f"total bench time {time.monotonic() - started:.0f} s; load avg {load_average()}")
