@@ -81,7 +81,7 @@ def worker_rows(jobid: str, ids, current: int = 1) -> list[dict]:
 
 def post_all(host, port, batches: list[list[dict]], stop, threads: int = 2) -> dict:
     """POST the batches (2 connections): a 413 splits a batch in two, a 503 is retried after
-    1 s (up to 5 times), any other refusal is counted; REFUSALS_TO_GIVE_UP refusals in a row end
+    1 s (twice), any other refusal is counted; REFUSALS_TO_GIVE_UP refusals in a row end
     it. Returns what was accepted and refused, by status."""
     todo, lock = list(reversed(batches)), threading.Lock()
     out = {"accepted": 0, "posts": 0, "statuses": Counter(), "gave_up": False}
@@ -93,9 +93,9 @@ def post_all(host, port, batches: list[list[dict]], stop, threads: int = 2) -> d
                 if not todo or out["gave_up"]:
                     break
                 batch = todo.pop()
-            for attempt in range(6):
+            for attempt in range(3):
                 status, body = client.post_json(batch)
-                if status != 503 or attempt == 5:
+                if status != 503 or attempt == 2:
                     break
                 time.sleep(1)
             with lock:
