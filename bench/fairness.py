@@ -8,7 +8,8 @@ status's `version`, the chart's ETag). It is measured for SECONDS alone, then wh
 runs (bench/fairness_abuse.py, from 127.0.0.2), abuse by abuse, in one run:
 
 a) one job of 100,000 workers with 256-character ids, built by POSTed batches, then updated
-   every 0.3 s so that it is rendered again and again (the build is part of the abuse);
+   every 0.3 s so that it is rendered again and again (the build is part of the abuse, and
+   what follows it lasts 2 x SECONDS: a probe may take CHART_TIMEOUT there);
 b) twelve clients looping on status?workers=all of a 10,000-worker job at the largest page;
 c) 3,000 idle sockets, 50 of them sending a request's head slowly;
 d) one address filling the storage caps (PROGRESS_MAX_JOBS and PROGRESS_MAX_WORKER_ROWS lowered
@@ -417,7 +418,6 @@ def shared_abuses(r: Report, workdir: Path, seconds: float) -> None:
             f"{out.get('slow_lines')}{'; ERROR ' + out['error'] if 'error' in out else ''}"
         )
         # the huge job last: its renders may keep the render worker busy long after
-        # twice as long after its build: a chart probe may take up to CHART_TIMEOUT here
         out = abuse(r, service, store, "huge_job", "a) one huge job", 2 * seconds, 2)
         build = out.get("build", {})
         r.note(
