@@ -173,7 +173,8 @@ def status_readers(host, port, ready, settled, stop, out) -> None:
     out["build"] = post_all(
         host, port, [rows[i : i + 5000] for i in range(0, len(rows), 5000)], stop
     )
-    out["reported"] = wait_reported(client, jobid, READ_WORKERS, stop, timeout=60)
+    accepted = out["build"]["accepted"]  # a limit may have refused some
+    out["reported"] = wait_reported(client, jobid, accepted, stop, timeout=60) if accepted else 0
     out["limit"] = limit = next(
         (
             n
