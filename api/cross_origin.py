@@ -52,8 +52,10 @@ class CrossOrigin:
             )
 
     def process_response(self, req: falcon.Request, resp, resource, req_succeeded) -> None:
-        if req.get_header("Origin") is None or not self.may_read(req, resource):
+        if not self.may_read(req, resource):
             return
+        # With or without an Origin: a cache in front then keeps one answer for both, and
+        # needs no Vary.
         resp.set_header("Access-Control-Allow-Origin", "*")
         if _preflight(req):
             resp.set_header("Access-Control-Allow-Methods", READ_METHODS)

@@ -89,6 +89,9 @@ def test_other_sites_may_read(live_service, jobid, endpoint):
     resp = call(live_service, "GET", endpoint, FETCH_READ, jobid=jobid)
     assert resp.status_code == 200
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    # The same without an Origin (a chart a cache keeps for curl and for pages alike).
+    plain = call(live_service, "GET", endpoint, {}, jobid=jobid)
+    assert plain.headers["Access-Control-Allow-Origin"] == "*"
     # Its preflight (a page asking first) allows reading only.
     preflight = call(
         live_service, "OPTIONS", endpoint, {**FETCH_READ, "Access-Control-Request-Method": "GET"}
