@@ -12,7 +12,9 @@ import redis
 from redis.sentinel import MasterNotFoundError
 
 from api import operations, pages, resources
+from api.caching import CacheControl
 from api.chart_cache import ChartCache
+from api.cross_origin import CrossOrigin
 from tasks.identity import IdentityGuard, StoreMismatch
 from tasks.pipeline import Pipeline, ReplicasBehind
 from tasks.runtime import build_pipeline, connect
@@ -42,29 +44,42 @@ def create_app(
     pipeline = pipeline or build_pipeline(store, settings)
 
     request_log = request_log or operations.RequestLog(store, log_stream)
-    security = pages.SecurityHeaders(settings)
-    app = falcon.App(cors_enable=True, middleware=[request_log, security])
-    app.req_options.strip_url_path_trailing_slash = False
-    app.resp_options.secure_cookies_by_default = False
     charts = ChartCache(store, ttl=settings.render_interval / 4)
-    routes = {
+    writes = {
         "/progress/create": resources.Create(store, settings, pipeline, charts),
         "/progress/update": resources.Update(store, settings, pipeline),
         "/progress/delete": resources.Delete(store, settings, pipeline, charts),
         "/progress/fail": resources.Fail(store, settings, pipeline, charts),
+    }
+    shared = {  # what other sites' pages may read (api/cross_origin.py)
         "/progress/status": resources.Status(store, settings),
         "/progress/render": resources.Render(store, settings, charts),
-        "/progress/show": resources.Show(store, settings),
         "/progress/jobs": resources.Jobs(store, settings),
+        "/openapi.json": resources.OpenAPI(settings),
+    }
+    reads = {
+        **shared,
+        "/progress/show": resources.Show(store, settings),
         "/progress/": resources.Jobs(store, settings, as_page=True),
         "/progress/static/{name}": pages.StaticFiles(),
-        "/openapi.json": resources.OpenAPI(settings),
         "/livez": operations.Live(),
         "/readyz": operations.Health(store, settings, pipeline.identity),
         "/healthz": operations.Health(store, settings, pipeline.identity),  # /readyz's old name
         "/metrics": operations.Metrics(store),
     }
-    for path, resource in routes.items():
+    middleware = [
+        request_log,
+        CrossOrigin(list(shared.values()), list(writes.values()), settings.public_url),
+        pages.SecurityHeaders(settings),
+        CacheControl([shared["/openapi.json"]]),
+    ]
+    app = falcon.App(middleware=middleware)
+    app.req_options.strip_url_path_trailing_slash = False
+    app.resp_options.secure_cookies_by_default = False
+    for path, resource in writes.items():
+        app.add_route(path, resource)  # HEAD: 405, as Falcon answers a method with no responder
+    for path, resource in reads.items():
+        _answer_head(resource)
         app.add_route(path, resource)
     # First, so that every more specific handler (HTTPError's too) wins: Falcon picks the
     # handler of the nearest class in the exception's MRO.
@@ -76,6 +91,12 @@ def create_app(
     app.add_error_handler(StoreMismatch, _other_store)
     app.add_error_handler(ReplicasBehind, _replicas_behind)
     return app
+
+
+def _answer_head(resource) -> None:
+    """HEAD wherever GET only reads (`curl -I`): the GET responder runs and Falcon sends its
+    headers without the body. The writes have none, so HEAD never changes a job."""
+    resource.on_head = resource.on_get
 
 
 def _unexpected_error(req, resp, exc: Exception, params) -> None:

@@ -42,6 +42,13 @@ _READING = (
     "(POST; a query string given as well is read with it). Each may be given once; at most "
     f"{MAX_FIELDS} are read; values must be valid UTF-8 once percent-decoded ('+' is a space)."
 )
+_BROWSERS = (
+    "Every GET that only reads answers HEAD too (create, update, fail and delete answer it "
+    "405). Other sites' pages may read status, render, jobs and this document "
+    "(Access-Control-Allow-Origin: *, GET and HEAD only), and may not create, update, fail or "
+    "delete: a request to those that a browser marks as sent by another site (Sec-Fetch-Site "
+    "cross-site or same-site, or an Origin not this server's) is refused with 403."
+)
 
 
 def openapi_spec(settings: Settings) -> dict:
@@ -54,7 +61,7 @@ def openapi_spec(settings: Settings) -> dict:
             "version": "1",
             "description": "Live progress bars for distributed jobs, compatible with the MWA "
             "Progress Bar web service: create a job, let every worker report its state with "
-            "update, watch it with show, render or status. " + _READING,
+            "update, watch it with show, render or status. " + _READING + " " + _BROWSERS,
         },
         "paths": {
             "/progress/create": _endpoint(
@@ -468,7 +475,8 @@ def _error_responses(settings: Settings) -> dict:
     reasons = {
         "400": "A parameter is missing, repeated or invalid; the description names it and the "
         "rule it broke",
-        "403": "The job was created with a secret, and the request did not present it",
+        "403": "The job was created with a secret, and the request did not present it; or "
+        "a browser says a page of another site sent this create, update, fail or delete",
         "404": "No such job (never created, or expired); or, for the job lists, listing is "
         "switched off",
         "409": f"The job already has {settings.max_workers_per_job} workers, the most it may "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from importlib.resources import files
 from urllib.parse import urlsplit
@@ -131,6 +132,25 @@ class SecurityHeaders:
 
 # --------------------------------------------------------------------------- pages
 
+# The characters that reorder the text around them (Unicode's explicit directional formatting
+# and marks: ALM, LRM, RLM, LRE-RLO, LRI-PDI), as progress.js's BIDI_CONTROLS. A job id or
+# description holding them could make a tab's title or a heading read as something else
+# ("report\u202egnp.exe" shows as "reportexe.png").
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def label(text: str) -> str:
+    """A job's name where it labels the page (title, heading, the overview's link): without
+    bidirectional controls. Where an id is shown as a value (<code>), it is exact, and
+    isolated by progress.css instead (unicode-bidi: isolate, as <bdi>)."""
+    return BIDI_CONTROLS.sub("", text)
+
+
+def title_text(text: str) -> str:
+    """A label in the title, which can hold no markup: isolated with FSI ... PDI, so that
+    right-to-left text in it cannot reorder the words around it ("Progress:", "42 %")."""
+    return "\u2068" + label(text) + "\u2069"
+
 
 def _interval_text(seconds: float) -> str:
     """The refresh interval as set, not rounded: 90 s, 2.5 min."""
@@ -158,6 +178,8 @@ _templates.filters.update(
     utc=utc_time_label,
     thousands="{:,}".format,
     bar_width=_bar_width,
+    label=label,
+    title_text=title_text,
 )
 _templates.globals.update(
     static=static_url,

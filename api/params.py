@@ -212,8 +212,9 @@ MAXAGE = Param("maxage", "number", default=Setting("default_maxage"), minimum=1,
     "Empty means the default, as for every optional number.")
 NOTIFY = Param("notify", "url", max_length=2048,
     description="A URL the server POSTs a JSON document to, once, when every worker that has "
-    "reported is done or one has failed: http or https, on one of the hosts this server may "
-    "notify")  # /openapi.json names the hosts
+    "reported is done or one has failed. Only with a secret: the document's job_mac, "
+    "HMAC-SHA256 of the jobid keyed by the secret, shows the receiver the job is its owner's. "
+    "http or https, on one of the hosts this server may notify")  # /openapi.json names the hosts
 META = Param("meta", "json", max_length=Setting("max_meta_length"),
     description="A JSON object the launcher keeps with the job (input locations, a run id...): "
     "returned in status and in the completion hook's document, so the reduce step learns what "

@@ -18,6 +18,7 @@ from api.openapi import openapi_spec
 from api.params import canonical_id, parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
 from domain.counters import Counter
+from domain.hooks import job_mac, stored_hook
 from domain.lifetimes import OVERSTAYING_NAMED, SLOWEST
 from domain.model import (
     AcceptOutcome,
@@ -116,9 +117,10 @@ class Create(JobLifecycle):
         s = self.settings
         p = parse("create", params, s)
         jobid, desc, maxage = p["jobid"], p["desc"], p["maxage"]
+        hook = _hook(jobid, p["secret"], p["notify"])
         self.limiter.charge(req.remote_addr)
         outcome, now = self.pipeline.create_job(
-            jobid, desc, maxage, p["secret"], p["notify"], p["workers"], p["meta"]
+            jobid, desc, maxage, p["secret"], hook, p["workers"], p["meta"]
         )
         if outcome == CreateOutcome.WRONG_SECRET:
             raise WrongSecret(jobid)
@@ -137,6 +139,22 @@ class Create(JobLifecycle):
             "meta": json.loads(p["meta"]) if p["meta"] else None,  # as in status
             **job_urls(req, s, jobid),
         }
+
+
+def _hook(jobid: str, secret: str, url: str) -> str:
+    """What the job keeps of its completion hook ('' for none). Only a job with a secret may
+    have one: its document's job_mac, keyed by the secret, is what tells the receiver that the
+    job is its owner's and not anyone's who chose the same id (domain.hooks.job_mac)."""
+    if not url:
+        return ""
+    if not secret:
+        raise falcon.HTTPInvalidParam(
+            "a completion hook is sent only for a job created with a secret: give 'secret' too "
+            "(the hook's document then carries job_mac, HMAC-SHA256 of the jobid keyed by the "
+            "secret, by which the receiver knows the job is its owner's)",
+            "notify",
+        )
+    return stored_hook(url, job_mac(secret, jobid))
 
 
 class Delete(JobLifecycle):

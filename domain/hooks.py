@@ -1,5 +1,6 @@
 """The completion hook's rules: where it may send (checked when a job is created and again when
-it sends) and how a message is signed (Standard Webhooks, https://www.standardwebhooks.com)."""
+it sends), how a message is signed (Standard Webhooks, https://www.standardwebhooks.com), and
+the job's own proof in it (job_mac), which only the holder of the job's secret can compute."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 from urllib.parse import urlsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -90,3 +92,24 @@ def sign(key: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
         "webhook-timestamp": str(int(timestamp)),
         "webhook-signature": "v1," + base64.b64encode(digest).decode(),
     }
+
+
+def job_mac(secret: str, jobid: str) -> str:
+    """The hook document's proof that the job is its owner's: hex HMAC-SHA256 of the job id,
+    keyed by the job's secret (both UTF-8). The service's signature says only that the service
+    sent the document; anyone may create a job of any id with a hook, but not with this."""
+    return hmac.new(secret.encode(), jobid.encode(), hashlib.sha256).hexdigest()
+
+
+def stored_hook(url: str, mac: str) -> str:
+    """What a job keeps of its hook, in one field: where to send, and its job_mac."""
+    return json.dumps({"url": url, "job_mac": mac}, separators=(",", ":"))
+
+
+def hook_of(stored: str) -> tuple[str, str | None]:
+    """(url, job_mac) of what stored_hook kept; a plain URL, as kept before job_mac was, has
+    none (such a job was created by an earlier version, with or without a secret)."""
+    if not stored.startswith("{"):
+        return stored, None
+    hook = json.loads(stored)
+    return hook["url"], hook["job_mac"]

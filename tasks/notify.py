@@ -5,10 +5,13 @@ created with workers=N, "done" waits for N finished workers (tasks/lua/apply.lua
 
 It runs on a queue and worker of its own (the Procfile's `notify`, a pool of threads), so a
 receiver that is slow or never answers holds a notify thread for TIMEOUT at most, never a
-renderer. Each delivery is signed as Standard Webhooks sign theirs (domain.hooks.sign) with the
-service's key: PROGRESS_NOTIFY_KEY, which the operator sets and gives to the receivers so they
-can verify the webhook-signature header; when it is empty, one is generated and kept in Redis
-(Store.notify_key, progress:notify:key) so that every notify worker signs with the same key.
+renderer. Each delivery is signed as Standard Webhooks sign theirs (domain.hooks.sign) with
+the service's key: PROGRESS_NOTIFY_KEY, which the operator sets and gives to the receivers so
+they can verify the webhook-signature header; when it is empty, one is generated and kept in
+Redis (Store.notify_key, progress:notify:key) so that every notify worker signs with the same
+key. That proves only that the service sent it: only a job created with a secret may have a
+hook, and its document carries job_mac (domain.hooks.job_mac), which only the secret's holder
+can compute, so the receiver knows the job is its owner's.
 Redirects are not followed: a 3xx answer is a failure, retried like any other."""
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from domain.hooks import new_key, notify_refusal, sign
+from domain.hooks import hook_of, new_key, notify_refusal, sign
 from domain.model import natural_key
 from tasks import runtime
 from tasks.celery_app import app
@@ -48,17 +51,20 @@ class NotifyFailed(OSError):
     retry_backoff_max=60,
     max_retries=6,
 )
-def notify_finished(self, tag: str, state: str, url: str) -> None:
+def notify_finished(self, tag: str, state: str, hook: str) -> None:
+    """`hook` is what the job keeps of its hook (domain.hooks.stored_hook)."""
     jobid = jobid_of(tag)
+    url, mac = hook_of(hook)
     # Checked again here, not only at create: anyone who can write to the queue could place a
     # message with another URL, and the allowed hosts may have changed since.
     reason = notify_refusal(url, runtime.settings().notify_allowed)
     if reason:
         log.warning("event=notify_refused job=%s reason=%s", json.dumps(jobid), json.dumps(reason))
         return
-    body = json.dumps(
-        completion_document(runtime.store(), jobid, state, runtime.settings())
-    ).encode()
+    document = completion_document(runtime.store(), jobid, state, runtime.settings())
+    if mac is not None:
+        document["job_mac"] = mac
+    body = json.dumps(document).encode()
     # The task's id is kept by every retry and redelivery: receivers can drop a repeat by it.
     headers = sign(service_key(), f"msg_{self.request.id}", int(time.time()), body)
     try:

@@ -242,7 +242,7 @@ class FailedJob:
     outcome: FailOutcome
     failure: JobFailure | None  # the one that stands (None: unknown job, wrong secret)
     hook: str  # 'failed' if the completion hook is due now, else ''
-    notify: str  # the job's hook URL when the hook is due
+    notify: str  # the job's hook (domain.hooks.stored_hook) when the hook is due
     render_due_since: float | None  # when the last render started, if a render became due
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from domain.hooks import new_key, notify_refusal, sign, signing_key
+from domain.hooks import job_mac, new_key, notify_refusal, sign, signing_key
 from tasks import notify, runtime
 from tasks.celery_app import app as celery_app
 from tasks.celery_app import configure
@@ -28,6 +28,7 @@ from tests.conftest import HOOK_PORTS
 from tests.harness import RedisServer, free_port, wait_until
 
 _free_hook_ports = iter(HOOK_PORTS)
+SECRET = "owner's secret"  # a hook is sent only for a job created with a secret
 
 
 # -- the rules, fast --------------------------------------------------------------------------
@@ -209,6 +210,11 @@ def verified(delivery: Delivery, key: str) -> dict:
     return delivery.document
 
 
+def owners_mac(secret: str, jobid: str) -> str:
+    """job_mac as the job's owner computes it, from the README's recipe."""
+    return hmac.new(secret.encode(), jobid.encode(), hashlib.sha256).hexdigest()
+
+
 def send_hook(settings: Settings, jobid: str, url: str, state: str = "done") -> None:
     """A notify message as the pipeline sends it, for a URL that create may not have seen."""
     configure(celery_app, settings)
@@ -225,11 +231,16 @@ def test_hook_is_posted_once_when_all_workers_are_done_and_signed(
     live_service, jobid, receivers, hook_key
 ):
     receiver = receivers()
-    assert live_service.get("create", jobid=jobid, notify=receiver.url).status_code == 200
-    live_service.get("update", jobid=jobid, workid="a", current=1, total=2)
-    live_service.get("update", jobid=jobid, workid="b", current=2, total=2)
-    live_service.get("update", jobid=jobid, workid="a", current=2, total=2)
-    live_service.get("update", jobid=jobid, workid="a", current=2, total=2, desc="again")
+    assert (
+        live_service.get("create", jobid=jobid, secret=SECRET, notify=receiver.url).status_code
+        == 200
+    )
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="a", current=1, total=2)
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="b", current=2, total=2)
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="a", current=2, total=2)
+    live_service.get(
+        "update", jobid=jobid, secret=SECRET, workid="a", current=2, total=2, desc="again"
+    )
     wait_until(lambda: receiver.received, 30, what="the completion hook")
     wait_until(lambda: live_service.get("status", jobid=jobid).json()["workers"][0]["desc"], 20)
     [delivery] = receiver.received
@@ -239,6 +250,7 @@ def test_hook_is_posted_once_when_all_workers_are_done_and_signed(
         "desc": "",
         "workers": 2,
         "failed": [],
+        "job_mac": owners_mac(SECRET, jobid),
     }
     assert delivery.headers["content-type"] == "application/json"
     # Another key, or the body changed by one byte, fails the check.
@@ -250,9 +262,9 @@ def test_hook_is_posted_once_when_all_workers_are_done_and_signed(
 
 def test_hook_fires_on_first_failure(live_service, jobid, receivers, hook_key):
     receiver = receivers()
-    live_service.get("create", jobid=jobid, notify=receiver.url)
-    live_service.get("update", jobid=jobid, workid="a", current=1, total=5)
-    live_service.get("update", jobid=jobid, workid="b", current=1, total=5, ok=0)
+    live_service.get("create", jobid=jobid, secret=SECRET, notify=receiver.url)
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="a", current=1, total=5)
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="b", current=1, total=5, ok=0)
     wait_until(lambda: receiver.received, 30, what="the failure hook")
     document = verified(receiver.received[0], hook_key)
     assert document["state"] == "failed" and document["failed"] == ["b"]
@@ -313,8 +325,11 @@ def test_a_redirect_is_not_followed(live_service, jobid, receivers, hook_key):
     the second hears nothing."""
     target = receivers()
     redirecting = receivers(status=302, location=target.url)
-    assert live_service.get("create", jobid=jobid, notify=redirecting.url).status_code == 200
-    live_service.get("update", jobid=jobid, workid="w", current=3, total=3)
+    assert (
+        live_service.get("create", jobid=jobid, secret=SECRET, notify=redirecting.url).status_code
+        == 200
+    )
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="w", current=3, total=3)
     wait_until(lambda: len(redirecting.received) >= 2, 30, what="the hook to be retried")
     first, again = redirecting.received[:2]
     assert verified(first, hook_key) == verified(again, hook_key)
@@ -344,8 +359,11 @@ def test_a_receiver_that_never_answers_delays_no_chart(live_service, jobid, rece
     time.sleep(1.0)  # past the render interval (FAST: 0.5 s): nothing more is due for it
     before = etag()
 
-    assert live_service.get("create", jobid=jobid, notify=hanging.url).status_code == 200
-    live_service.get("update", jobid=jobid, workid="w", current=2, total=2)
+    assert (
+        live_service.get("create", jobid=jobid, secret=SECRET, notify=hanging.url).status_code
+        == 200
+    )
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="w", current=2, total=2)
     wait_until(lambda: hanging.received, 30, what="the hook to reach the hanging receiver")
     hung_at = hanging.received[0].at
 
@@ -367,18 +385,71 @@ def test_a_job_failed_as_a_whole_sends_failed_once_with_its_failure_and_meta(
 ):
     receiver = receivers()
     meta = '{"input": "s3://bucket/run-7/", "parts": 3}'
-    live_service.get("create", jobid=jobid, notify=receiver.url, meta=meta)
-    live_service.get("update", jobid=jobid, workid="a", current=1, total=2)
-    failed = live_service.get("fail", jobid=jobid, workid="b", desc="ValueError: bad input")
+    live_service.get("create", jobid=jobid, secret=SECRET, notify=receiver.url, meta=meta)
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="a", current=1, total=2)
+    failed = live_service.get(
+        "fail", jobid=jobid, secret=SECRET, workid="b", desc="ValueError: bad input"
+    )
     assert failed.status_code == 200, failed.text
     wait_until(lambda: receiver.received, 30, what="the failure hook")
     # The failing worker's own red bar, and every worker done later: no second hook.
-    live_service.get("update", jobid=jobid, workid="b", current=1, total=2, ok=0)
-    live_service.get("update", jobid=jobid, workid="a", current=2, total=2)
-    live_service.get("update", jobid=jobid, workid="b", current=2, total=2, desc="last")
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="b", current=1, total=2, ok=0)
+    live_service.get("update", jobid=jobid, secret=SECRET, workid="a", current=2, total=2)
+    live_service.get(
+        "update", jobid=jobid, secret=SECRET, workid="b", current=2, total=2, desc="last"
+    )
     wait_until(lambda: live_service.get("status", jobid=jobid).json()["counts"]["done"] == 2, 20)
     [delivery] = receiver.received
     document = verified(delivery, hook_key)
     assert document["state"] == "failed"
     assert document["job_failed"] == failed.json()["job_failed"]
     assert document["meta"] == {"input": "s3://bucket/run-7/", "parts": 3}
+
+
+def test_job_mac_is_hmac_of_the_jobid_keyed_by_the_secret():
+    assert job_mac("s3cret", "run 7") == owners_mac("s3cret", "run 7")
+    assert job_mac("s3cret", "run 7") != job_mac("s3cret", "run 8") != job_mac("other", "run 8")
+
+
+@pytest.mark.parametrize("secret", [None, ""])
+def test_a_hook_without_a_secret_is_refused_and_nothing_is_created(
+    live_service, jobid, receivers, secret
+):
+    receiver = receivers()
+    params = {"jobid": jobid, "notify": receiver.url}
+    if secret is not None:
+        params["secret"] = secret
+    resp = live_service.get("create", **params)
+    assert resp.status_code == 400
+    error = resp.json()
+    assert "notify" in error["title"] + error["description"]
+    assert "only for a job created with a secret" in error["description"]
+    assert live_service.get("status", jobid=jobid).status_code == 404
+
+
+def test_a_stranger_cannot_make_the_service_vouch_for_anothers_job(
+    live_service, jobid, receivers, hook_key
+):
+    """The attack: a stranger creates a job of the id the receiver waits for, with a hook to
+    it, and finishes it. The delivery is signed by the service, as every one is; but its
+    job_mac is keyed by the stranger's secret, so the owner's check refuses it."""
+    receiver = receivers()
+    stranger = "the stranger's own secret"
+    created = live_service.get("create", jobid=jobid, secret=stranger, notify=receiver.url)
+    assert created.status_code == 200
+    live_service.get("update", jobid=jobid, secret=stranger, workid="w", current=1, total=1)
+    wait_until(lambda: receiver.received, 30, what="the stranger's hook")
+    document = verified(receiver.received[0], hook_key)  # the service did send it
+    assert document["jobid"] == jobid and document["state"] == "done"
+    assert document["job_mac"] == owners_mac(stranger, jobid)
+    assert not hmac.compare_digest(document["job_mac"], owners_mac(SECRET, jobid))
+
+
+def test_a_hook_kept_before_job_mac_existed_is_still_sent_without_one(
+    live_service, settings, jobid, receivers, hook_key
+):
+    """A message (or a job's field) holding a plain URL, as an earlier version kept it."""
+    receiver = receivers()
+    send_hook(settings, jobid, receiver.url)
+    wait_until(lambda: receiver.received, 30, what="the hook")
+    assert "job_mac" not in verified(receiver.received[0], hook_key)

@@ -74,6 +74,12 @@ function fmtWhen(t) {  // an absolute time in the viewer's time zone
 function fmtUTC(t) {
   return new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
 }
+// Bidirectional controls (as api/pages.py BIDI_CONTROLS): left out of the labels (the title,
+// the heading), so a name cannot make them read as something else; the title's label is
+// isolated (FSI ... PDI) from the words around it. Values (<code>) stay exact, isolated by CSS.
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const label = (text) => String(text).replace(BIDI_CONTROLS, "");
+const titleText = (text) => "\u2068" + label(text) + "\u2069";
 const serverNow = () => Date.now() / 1000 + S.offset;
 const plural = (n, one, many) => fmtInt(n) + " " + (n === 1 ? one : many);
 
@@ -109,7 +115,7 @@ function showGone() {
   $("layout").classList.add("gone");
   $("stamp").hidden = !S.etag;
   if (!S.etag) placeholder("No chart: this job no longer exists.");
-  document.title = "Gone \u00b7 " + (S.doc ? S.doc.desc || S.doc.jobid : cfg.jobid);
+  document.title = "Gone \u00b7 " + titleText(S.doc ? S.doc.desc || S.doc.jobid : cfg.jobid);
   setIcon(null);
 }
 function clearGone() {
@@ -128,7 +134,7 @@ function renderDoc(doc) {
   const c = doc.counts;
   const n = c.running + c.done + c.failed + c.stale;
   const name = doc.desc || doc.jobid;
-  setText("title", name);
+  setText("title", label(name));
   $("jobid-line").hidden = !doc.desc;  // without a description the title is the id already
   setText("percent", n ? fmtPct(doc.percent) : "\u2013");
   $("bar").style.width = Math.min(100, Math.max(0, doc.percent)) + "%";
@@ -150,7 +156,8 @@ function renderDoc(doc) {
   renderLifetimes(doc);
   renderJobFailed(doc.job_failed);
   const failed = c.failed ? " \u00b7 " + fmtInt(c.failed) + " failed" : "";
-  document.title = (n ? fmtPct(doc.percent) + " %" : "waiting") + failed + " \u00b7 " + name;
+  const done = n ? fmtPct(doc.percent) + " %" : "waiting";
+  document.title = done + failed + " \u00b7 " + titleText(name);
   setIcon(n ? doc : null);
   renderClock();
 }

@@ -126,6 +126,9 @@ class Sender:
         self._attempts = 0
         self._prune = False  # some released entries may be ready to be forgotten
         self._log = _RateLimitedLog()
+        # (base URL, jobid) of jobs the service said it does not know (404): each is logged once,
+        # and again only if it comes back (re-created) and goes once more.
+        self._gone: set[tuple[str, str]] = set()
 
     # -- called from worker threads: cheap, never blocking on the network ------------------
 
@@ -351,12 +354,23 @@ class Sender:
         finally:
             if resp is not None:
                 resp.close()
-        self._settle([(entry, params, seq)], outcome, problem, _http.retry_after(resp), entry.label)
+        gone = resp is not None and resp.status_code == 404
+        self._settle(
+            [(entry, params, seq)], outcome, problem, _http.retry_after(resp), entry.label, gone
+        )
         return outcome
 
     def _settle(
-        self, picked: list[tuple], outcome: str, problem: str, hint: float | None, label: str
+        self,
+        picked: list[tuple],
+        outcome: str,
+        problem: str,
+        hint: float | None,
+        label: str,
+        gone: bool = False,
     ) -> None:
+        """Record how a delivery ended. `gone`: the service does not know the job (404): a
+        batch is refused whole and its states sent one by one, so this is one worker's."""
         with self._cond:
             self._attempts += 1
             service = picked[0][0].service
@@ -375,11 +389,15 @@ class Sender:
                     self._log.forget(("down", service.base_url))
                 service.failures = 0
                 service.retry_at = 0.0
-                if outcome == _http.REJECT:
+                if gone:
+                    self._job_gone(service.base_url, picked[0][1], problem)
+                elif outcome == _http.REJECT:
                     self._log.warning(
                         ("rejected", service.base_url, problem),
                         f"progress service rejected the update of {label}: {problem}",
                     )
+                if outcome == _http.OK and self._gone:
+                    self._job_back(service.base_url, picked)
                 for entry, _, seq in picked:
                     if entry.seq == seq:  # nothing newer arrived while this was in flight
                         entry.pending = None
@@ -387,6 +405,34 @@ class Sender:
                         if entry.closed and self._entries.get(entry.key) is entry:
                             del self._entries[entry.key]
             self._cond.notify_all()
+
+    def _job_gone(self, base_url: str, params: dict[str, Any], problem: str) -> None:
+        """One warning per job, whatever its number of workers: the job is what is missing
+        (expired, deleted, or the service's store was reset). Its workers' later states are
+        still sent, so a job created again takes them at once; each one refused is dropped."""
+        jobid = str(params.get("jobid", ""))
+        if (base_url, jobid) in self._gone:  # never the params: they may hold the secret
+            log.debug(
+                "progress_client: job %r is gone; dropped a state of %r",
+                jobid,
+                params.get("workid"),
+            )
+            return
+        self._gone.add((base_url, jobid))
+        log.warning(
+            "progress_client: job %r is gone from the progress service %s (%s); the updates "
+            "of all its workers are dropped until the job is created again",
+            jobid,
+            base_url,
+            problem,
+        )
+
+    def _job_back(self, base_url: str, picked: list[tuple]) -> None:
+        for _, params, _ in picked:
+            jobid = str(params.get("jobid", ""))
+            if (base_url, jobid) in self._gone:
+                self._gone.discard((base_url, jobid))
+                log.info("progress_client: job %r takes updates again", jobid)
 
 
 _sender: Sender | None = None

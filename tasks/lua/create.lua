@@ -6,7 +6,7 @@
 -- KEYS[9..] the job's indexes, lifetime records and counters (see apply.lua): all deleted
 -- ARGV[1] the store's identity as the caller knows it ('' not to check)
 -- ARGV[2] tag   ARGV[3] jobid   ARGV[4] desc   ARGV[5] now   ARGV[6] maxage   ARGV[7] incarnation
--- ARGV[8] expires at   ARGV[9] secret digest ('' for none)   ARGV[10] notify URL ('' for none)
+-- ARGV[8] expires at   ARGV[9] secret digest ('' for none)   ARGV[10] the hook, URL and job_mac ('' for none)
 -- ARGV[11] max_jobs   ARGV[12] workers expected ('' for no number)
 -- ARGV[13] the launcher's meta, a JSON object ('' for none)
 -- Returns a domain.model.CreateOutcome: 1 created, 0 wrong secret, 2 too many jobs; an error

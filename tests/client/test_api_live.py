@@ -136,7 +136,7 @@ def test_update_of_an_unknown_job_is_logged_not_raised(live_url, caplog):
     w.done()
     assert w.flush(30)  # settled: the service answered 404 and the state was dropped
     assert progress_client.queued() == 0
-    assert "rejected" in caplog.text and "404" in caplog.text
+    assert "is gone" in caplog.text and "404" in caplog.text
 
 
 def test_create_against_a_dead_service_raises(dead_url):

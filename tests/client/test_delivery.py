@@ -128,7 +128,40 @@ def test_client_errors_are_logged_and_not_retried(make_server, caplog):
     assert w.flush(30) is True  # settled: the service answered, the state was dropped
     assert progress_client.queued() == 0
     assert len(server.updates()) == 1
-    assert "rejected" in caplog.text and "Unknown job" in caplog.text
+    assert "job 'gone' is gone" in caplog.text and "Unknown job" in caplog.text
+
+
+def test_a_job_that_vanished_is_logged_as_gone_once_per_job(live_url, caplog, monkeypatch):
+    """Both jobs are deleted while their workers report (as a reset of the service's store
+    does to every job): each is named as gone once, however many of its workers' states are
+    refused, and a job created again takes their next states."""
+    monkeypatch.setattr(_sender, "LOG_EVERY", 0.0)  # no line is held back by time
+    caplog.set_level(logging.WARNING, logger="progress_client")
+    jobs = [Job.create(live_url, desc=f"vanishing {i}") for i in range(2)]
+    workers = [job.worker(f"w{i}", total=10, min_interval=0) for job in jobs for i in range(3)]
+    assert progress_client.flush(30)
+    for job in jobs:
+        job.delete()
+    for current in range(2, 6):
+        for w in workers:
+            w.update(current=current)
+        assert progress_client.flush(30)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, warnings
+    for job in jobs:
+        [line] = [m for m in warnings if f"job {job.jobid!r} is gone" in m]
+        assert "404" in line and "dropped until the job is created again" in line
+
+    again = Job.create(live_url, jobid=jobs[0].jobid, desc="back")
+    for w in workers[:3]:
+        w.update(current=9)
+    assert progress_client.flush(30)
+    eventually(lambda: again.status()["workers_reported"] == 3, 30, "the re-created job's workers")
+    jobs[0].delete()
+    workers[0].update(current=10)
+    assert progress_client.flush(30)
+    gone_again = [r for r in caplog.records if f"job {jobs[0].jobid!r} is gone" in r.getMessage()]
+    assert len(gone_again) == 2  # gone, back, and gone once more: said again
 
 
 def test_failures_are_logged_once_per_minute(dead_url, caplog):
