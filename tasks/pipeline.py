@@ -127,6 +127,8 @@ class Pipeline:
             settings.max_inbox,
             settings.max_worker_rows,
             settings.max_counters,
+            settings.max_job_bytes,
+            settings.max_worker_rows_per_address,
         )
 
     # -- 1. accept (web) ----------------------------------------------------------------------
@@ -155,9 +157,11 @@ class Pipeline:
         notify: str = "",
         expected: int | None = None,
         meta: str = "",
+        owner: str = "",
     ) -> tuple[CreateOutcome, float]:
-        """(Re)create a job: one script, no task. Its chart is a placeholder until the first
-        update makes a render due. Returns the outcome and the time of creation."""
+        """(Re)create a job, owned by `owner` (the client's address: its quotas; '' for none):
+        one script, no task. Its chart is a placeholder until the first update makes a render
+        due. Returns the outcome and the time of creation."""
         now = time.time()
         incarnation = secrets.token_hex(8)
         outcome = self._in_known_store(
@@ -173,6 +177,9 @@ class Pipeline:
                 expected,
                 identity,
                 meta,
+                owner,
+                self.settings.max_jobs_per_address,
+                self.settings.idle_expiry,
             )
         )
         self._replicated(outcome == CreateOutcome.CREATED)
@@ -234,8 +241,11 @@ class Pipeline:
         if drain_due:
             self.ensure_drain()  # before applying, so other ingest processes start now
         if entries:
-            self._after_apply(self.store.apply_batch(batch_id, entries, time.time()))
+            self._after_apply(self._apply(batch_id, entries))
         return len(entries)
+
+    def _apply(self, batch_id: str, entries: list[str]) -> AppliedBatch:
+        return self.store.apply_batch(batch_id, entries, time.time(), self.settings.idle_expiry)
 
     def apply_lost_batch(self, batch_id: str) -> int:
         """Apply a claimed batch whose drain was lost with a killed worker (sent by the sweep).
@@ -243,7 +253,7 @@ class Pipeline:
         entries = self.store.load_batch(batch_id)
         if entries is None:
             return 0
-        self._after_apply(self.store.apply_batch(batch_id, entries, time.time()))
+        self._after_apply(self._apply(batch_id, entries))
         return len(entries)
 
     def _after_apply(self, applied: AppliedBatch) -> None:

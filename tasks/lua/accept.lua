@@ -1,24 +1,32 @@
--- Accept updates: check each one's job (exists, secret, worker limit), stamp the accepted ones
+-- Accept updates: check each one's job (exists, secret, worker and byte limits, its owner's
+-- quota), stamp the accepted ones
 -- and append them to the inbox, and take the drain flag, in one atomic step. The stamp (the
 -- order in which updates win) comes from Redis's clock, made strictly increasing: no web
 -- host's clock, stepped back or skewed, can let an older update overwrite a newer one.
 -- KEYS[1] inbox   KEYS[2] drain flag   KEYS[3] last stamp given
 -- KEYS[4] stats (the count of worker rows of all jobs)   KEYS[5] the store's identity
--- KEYS[3j+3], KEYS[3j+4], KEYS[3j+5]  meta, workers and counters of the j-th job named in ARGV
+-- KEYS[6] owners (rows:<owner> -> the rows of the jobs an owner created; see create.lua)
+-- KEYS[3j+4], KEYS[3j+5], KEYS[3j+6]  meta, workers and counters of the j-th job named in ARGV
 --                                     (j = 1, 2, ...)
 -- ARGV: now, max_workers, drain_ttl_ms, all_or_nothing ('1' or '0'), max_inbox,
 --       max_worker_rows, the store's identity as the caller knows it ('' not to check),
---       max_counters (per worker), then per update:
+--       max_counters (per worker), max_job_bytes, max_worker_rows per owner, then per update:
 --       job index j, tag, workid, row without its stamp (tasks.store.encode_row: a row that
 --       carries counters has them after a line feed), secret digest
+-- The worker, byte and row bounds count what is stored (as applied) plus what this call accepts
+-- before the update (updates queued by earlier calls, not applied yet, are not counted: they
+-- may pass a bound by one inbox's worth). A job's bytes: per worker its id and stored row
+-- (meta 'bytes', kept by apply.lua); an update that does not grow the job is never refused.
 -- Returns per update an outcome (domain.model.AcceptOutcome), then 1 if a drain must be queued;
 -- an error STORE_CHANGED, writing nothing, if the store's identity is not the one given.
 --- @include "secret_matches"
 --- @include "take_drain_flag"
 local UNKNOWN_JOB, ACCEPTED, TOO_MANY_WORKERS, WRONG_SECRET, BACKLOG, STORAGE_FULL =
   0, 1, 2, 3, 4, 5
-local TOO_MANY_COUNTERS = 6
-local inbox, drain_flag, last_stamp, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local TOO_MANY_COUNTERS, JOB_TOO_LARGE, OWNER_QUOTA = 6, 7, 8
+local STAMP_DIGITS = 17  -- tasks.store.STAMP_DIGITS
+local NO_PROGRESS = 'r[0.0,1.0,true,""]'  -- apply.lua's row of a new worker posting counters alone
+local inbox, drain_flag, last_stamp, stats, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]
 if ARGV[7] ~= '' and redis.call('HGET', KEYS[5], 'id') ~= ARGV[7] then
   return redis.error_reply('STORE_CHANGED the store is not the one the caller knows')
 end
@@ -27,7 +35,16 @@ local all_or_nothing = ARGV[4] == '1'
 local max_inbox, max_worker_rows = tonumber(ARGV[5]), tonumber(ARGV[6])
 local backlog = redis.call('LLEN', inbox) >= max_inbox
 local rows = tonumber(redis.call('HGET', stats, 'workers') or '0')
-local max_counters = tonumber(ARGV[8])
+local max_counters, max_job_bytes, max_owner_rows = tonumber(ARGV[8]), tonumber(ARGV[9]),
+                                                    tonumber(ARGV[10])
+local owner_rows = {}  -- owner -> its rows, as stored plus accepted in this call
+
+-- ---- Bytes: the length the worker's row will have once stored (apply.lua's with_progress).
+local function stored_length(row, old_length)
+  local text = string.match(row, '^[^\n]*')
+  if text ~= 'c' then return STAMP_DIGITS + #text end  -- 'c': tasks.store.COUNTERS_ONLY
+  return old_length > 0 and old_length or STAMP_DIGITS + #NO_PROGRESS
+end
 
 -- ---- Counters: would the worker hold more than max_counters names with these ones? (Names
 -- posted but not applied yet are not counted: the bound may be passed by one inbox's worth.)
@@ -49,16 +66,25 @@ end
 
 local outcomes, entries, jobs = {}, {}, {}
 local refused = false
-for i = 9, #ARGV, 5 do
+for i = 11, #ARGV, 5 do
   local j, tag, workid, row, secret = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
                                       ARGV[i + 4]
-  local meta_key, workers_key = KEYS[3 * j + 3], KEYS[3 * j + 4]
+  local meta_key, workers_key = KEYS[3 * j + 4], KEYS[3 * j + 5]
   local job = jobs[j]
   if job == nil then
-    local meta = redis.call('HMGET', meta_key, 'incarnation', 'secret')
-    job = {incarnation = meta[1], secret = meta[2], size = redis.call('HLEN', workers_key)}
+    local meta = redis.call('HMGET', meta_key, 'incarnation', 'secret', 'owner', 'bytes')
+    job = {incarnation = meta[1], secret = meta[2], owner = meta[3] or '',
+           bytes = tonumber(meta[4] or '0'), size = redis.call('HLEN', workers_key), seen = {}}
+    if job.owner ~= '' and owner_rows[job.owner] == nil then
+      owner_rows[job.owner] = tonumber(redis.call('HGET', owners, 'rows:' .. job.owner) or '0')
+    end
     jobs[j] = job
   end
+  -- the row's length now: as accepted earlier in this call, else as stored (0: a new worker)
+  local old_length = job.seen[workid] or redis.call('HSTRLEN', workers_key, workid)
+  local is_new = old_length == 0
+  local length = stored_length(row, old_length)
+  local growth = length - old_length + (is_new and #workid or 0)
   local outcome = ACCEPTED
   if not job.incarnation then
     outcome = UNKNOWN_JOB
@@ -66,10 +92,14 @@ for i = 9, #ARGV, 5 do
     outcome = WRONG_SECRET
   elseif backlog then
     outcome = BACKLOG
-  elseif (job.size >= max_workers or rows >= max_worker_rows)
-      and redis.call('HEXISTS', workers_key, workid) == 0 then
-    -- a new worker (rows are counted when applied: the bound may be passed by one inbox's worth)
-    outcome = job.size >= max_workers and TOO_MANY_WORKERS or STORAGE_FULL
+  elseif is_new and job.size >= max_workers then
+    outcome = TOO_MANY_WORKERS
+  elseif is_new and rows >= max_worker_rows then
+    outcome = STORAGE_FULL
+  elseif is_new and job.owner ~= '' and owner_rows[job.owner] >= max_owner_rows then
+    outcome = OWNER_QUOTA
+  elseif growth > 0 and job.bytes + growth > max_job_bytes then
+    outcome = JOB_TOO_LARGE
   end
   local counters_at = outcome == ACCEPTED and string.find(row, '\n', 1, true)
   if counters_at and too_many_counters(KEYS[3 * j + 5], workid, string.sub(row, counters_at + 1))
@@ -79,6 +109,11 @@ for i = 9, #ARGV, 5 do
   outcomes[#outcomes + 1] = outcome
   if outcome == ACCEPTED then
     entries[#entries + 1] = {tag, job.incarnation, workid, row}
+    job.seen[workid], job.bytes = length, job.bytes + growth
+    if is_new then
+      job.size, rows = job.size + 1, rows + 1
+      if job.owner ~= '' then owner_rows[job.owner] = owner_rows[job.owner] + 1 end
+    end
   else
     refused = true
   end
