@@ -681,8 +681,9 @@ class Store:
 
     def remove_job(self, tag: str) -> bool:
         """Delete a job whatever its secret, as expiry does (the operator's tasks.admin)."""
-        if not self.redis.zadd(EXPIRY, {tag: 0}, xx=True):
+        if self.redis.zscore(EXPIRY, tag) is None:
             return False
+        self.redis.zadd(EXPIRY, {tag: 0}, xx=True)
         return bool(self._expire_job(tag, 0.0))
 
     def jobs_page(self, cursor: int, count: int) -> tuple[int, list[tuple[str, str]]]:

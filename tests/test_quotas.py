@@ -1,0 +1,242 @@
+"""What one job, and one client address, may hold: the worker cap holds inside a batch, a job's
+bytes are bounded, each address has its own quota of jobs and rows (charged to the address that
+created the job, whoever posts), jobs nobody updates expire before their maxage, and the operator
+can delete jobs by address or id prefix. The counts are kept exact by every script that adds or
+removes rows, so they are checked against what is stored."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+
+import falcon.testing
+import pytest
+
+from api import create_app
+from tasks import admin
+from tasks.pipeline import Pipeline
+from tasks.settings import Settings
+from tasks.store import EXPIRY, OWNERS, Store, _keys, job_tag
+from tests.conftest import RecordingBroker, quiet_log
+from tests.harness import RedisServer
+
+ATTACKER, OTHER = "10.0.0.66", "10.0.0.7"
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("quotas-redis")).start()
+    yield server
+    server.stop()
+
+
+class App:
+    """The app in this process on a flushed Redis, with the ingest step run on demand."""
+
+    def __init__(self, redis_server: RedisServer, **settings) -> None:
+        redis_server.client().flushdb()
+        self.settings = dataclasses.replace(
+            Settings.from_env({"REDIS_URL": redis_server.url}), create_rate_limit=0, **settings
+        )
+        self.store = Store(redis_server.client())
+        self.pipeline = Pipeline(self.store, RecordingBroker(), self.settings)
+        app = create_app(self.settings, self.store, self.pipeline, log_stream=quiet_log())
+        self.client = falcon.testing.TestClient(app)
+
+    def create(self, jobid: str, address: str = OTHER, **params):
+        return self.client.simulate_get(
+            "/progress/create", params={"jobid": jobid, **params}, remote_addr=address
+        )
+
+    def post(self, jobid: str, workers, address: str = OTHER, desc: str = "", **extra):
+        """One JSON POST of an update per worker id (all or nothing)."""
+        batch = [
+            {"jobid": jobid, "workid": w, "current": 1, "total": 2, "desc": desc, **extra}
+            for w in workers
+        ]
+        return self.client.simulate_post("/progress/update", json=batch, remote_addr=address)
+
+    def update(self, jobid: str, workid: str, address: str = OTHER, desc: str = "", **extra):
+        params = {"jobid": jobid, "workid": workid, "current": 1, "total": 2, "desc": desc}
+        return self.client.simulate_get(
+            "/progress/update", params={**params, **extra}, remote_addr=address
+        )
+
+    def drain(self) -> None:
+        while self.pipeline.drain():
+            pass
+
+    def owners(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.store.redis.hgetall(OWNERS).items()}
+
+    def stored_bytes(self, jobid: str) -> tuple[int, int]:
+        """The job's byte count as kept, and as its stored rows add up."""
+        meta, workers, _ = _keys(job_tag(jobid))
+        kept = int(self.store.redis.hget(meta, "bytes") or 0)
+        rows = self.store.redis.hgetall(workers)
+        return kept, sum(len(w) + len(r) for w, r in rows.items())
+
+
+def refused(resp, status: int, setting: str) -> None:
+    assert resp.status_code == status, resp.text
+    assert setting in resp.json["description"], resp.json
+
+
+# -- the worker cap inside one batch ----------------------------------------------------------
+def test_one_batch_cannot_pass_the_worker_cap(redis_server):
+    app = App(redis_server, max_workers_per_job=10)
+    assert app.create("j").status_code == 200
+    refused(app.post("j", [f"w{i}" for i in range(5000)]), 409, "PROGRESS_MAX_WORKERS_PER_JOB")
+    assert app.store.redis.llen("progress:inbox") == 0  # all or nothing: none of them
+    assert app.post("j", [f"w{i}" for i in range(10)]).status_code == 202
+    # queued, not applied yet: a known worker reports, an eleventh is still one too many
+    assert app.update("j", "w3").status_code == 202
+    app.drain()
+    refused(app.post("j", ["w3", "w10"]), 409, "PROGRESS_MAX_WORKERS_PER_JOB")
+    assert app.store.redis.hlen(_keys(job_tag("j"))[1]) == 10
+
+
+def test_one_batch_cannot_pass_the_rows_cap_of_all_jobs(redis_server):
+    app = App(redis_server, max_worker_rows=20)
+    app.create("j")
+    assert app.post("j", [f"w{i}" for i in range(21)]).status_code == 503
+    assert app.post("j", [f"w{i}" for i in range(20)]).status_code == 202
+
+
+# -- bytes per job ----------------------------------------------------------------------------
+def test_a_job_may_hold_only_so_many_bytes_and_a_shrinking_update_always_fits(redis_server):
+    app = App(redis_server, max_job_bytes=4000)
+    app.create("j")
+    refused(app.post("j", "abcd", desc="x" * 1000), 409, "PROGRESS_MAX_JOB_BYTES")  # one call
+    assert app.post("j", ["a", "b"], desc="x" * 1000).status_code == 202
+    app.drain()
+    refused(app.post("j", ["c", "d"], desc="x" * 1000), 409, "PROGRESS_MAX_JOB_BYTES")
+    refused(app.update("j", "c", desc="é" * 1000), 409, "PROGRESS_MAX_JOB_BYTES")  # UTF-8 bytes
+    refused(app.update("j", "a", desc="€" * 1000), 409, "PROGRESS_MAX_JOB_BYTES")  # grows
+    assert app.update("j", "a", desc="short").status_code == 202
+    app.drain()
+    assert app.update("j", "c", desc="é" * 1000).status_code == 202  # room again
+    app.drain()
+    kept, actual = app.stored_bytes("j")
+    assert kept == actual and actual <= 4000
+
+
+def test_the_byte_count_follows_every_change_of_the_rows(redis_server):
+    app = App(redis_server)
+    app.create("j")
+    app.post("j", ["a", "b", "ccc"], desc="first")
+    app.drain()
+    app.post("j", ["a", "ddd"], desc="a longer description")
+    app.client.simulate_post(  # counters alone keep the row as it is; a new worker gets one
+        "/progress/update",
+        json=[{"jobid": "j", "workid": w, "counters": {"n": 1}} for w in ("b", "eee")],
+    )
+    app.drain()
+    kept, actual = app.stored_bytes("j")
+    assert kept == actual > 0
+    app.create("j")  # re-created: empty
+    assert app.stored_bytes("j") == (0, 0)
+
+
+# -- per-address quotas -----------------------------------------------------------------------
+def test_one_address_holds_at_most_its_jobs_others_still_create(redis_server):
+    app = App(redis_server, max_jobs_per_address=3)
+    for n in range(3):
+        assert app.create(f"a{n}", ATTACKER).status_code == 200
+    assert app.create("a0", ATTACKER).status_code == 200  # its own again: no new job
+    refused(app.create("a3", ATTACKER), 429, "PROGRESS_MAX_JOBS_PER_ADDRESS")
+    assert app.create("mine", OTHER, secret="s").status_code == 200
+    assert app.client.simulate_get("/progress/delete", params={"jobid": "a1"}).status_code == 200
+    assert app.create("a3", ATTACKER).status_code == 200  # deleting made room
+    assert app.owners() == {f"jobs:{ATTACKER}": 3, f"jobs:{OTHER}": 1}
+
+
+def test_one_address_holds_at_most_its_rows_and_a_strangers_secret_job_still_adds(redis_server):
+    app = App(redis_server, max_worker_rows_per_address=25, max_workers_per_job=10)
+    for n in range(3):
+        app.create(f"a{n}", ATTACKER)
+    assert app.post("a0", [f"w{i}" for i in range(10)], ATTACKER).status_code == 202
+    assert app.post("a1", [f"w{i}" for i in range(10)], ATTACKER).status_code == 202
+    app.drain()
+    # the quota counts this call's rows too, and rows posted from elsewhere to its jobs
+    refused(app.post("a2", [f"w{i}" for i in range(6)], OTHER), 429, "WORKER_ROWS_PER_ADDRESS")
+    assert app.post("a2", [f"w{i}" for i in range(5)], OTHER).status_code == 202
+    app.drain()
+    refused(app.update("a2", "w5", ATTACKER), 429, "PROGRESS_MAX_WORKER_ROWS_PER_ADDRESS")
+    assert app.update("a2", "w4", ATTACKER).status_code == 202  # a known worker still reports
+    app.create("theirs", OTHER, secret="s")
+    assert app.update("theirs", "first", OTHER, secret="s").status_code == 202
+    app.drain()
+    assert app.owners() == {
+        f"jobs:{ATTACKER}": 3,
+        f"rows:{ATTACKER}": 25,
+        f"jobs:{OTHER}": 1,
+        f"rows:{OTHER}": 1,
+    }
+
+
+def test_owner_counts_return_to_nothing_when_jobs_go(redis_server):
+    app = App(redis_server)
+    app.create("a", ATTACKER)
+    app.create("b", ATTACKER, maxage=1)
+    app.post("a", ["1", "2"], ATTACKER)
+    app.post("b", ["1", "2", "3"], OTHER)
+    app.drain()
+    assert app.owners() == {f"jobs:{ATTACKER}": 2, f"rows:{ATTACKER}": 5}
+    assert app.create("a", OTHER).status_code == 200  # re-created by another: theirs, empty
+    assert app.owners() == {f"jobs:{ATTACKER}": 1, f"rows:{ATTACKER}": 3, f"jobs:{OTHER}": 1}
+    app.store.expire_jobs(time.time() + 2)  # b expires
+    app.client.simulate_get("/progress/delete", params={"jobid": "a"})
+    assert app.owners() == {}
+
+
+# -- idle expiry ------------------------------------------------------------------------------
+def test_a_job_nobody_updates_expires_before_its_maxage(redis_server):
+    app = App(redis_server, idle_expiry=100)
+    now = time.time()
+    app.create("idle", maxage=10_000)
+    app.create("busy", maxage=10_000)
+    app.create("short", maxage=50)
+    app.store.redis.zadd(EXPIRY, {job_tag("busy"): now + 5})  # as if created 95 s ago
+    app.update("busy", "w")
+    app.drain()  # an update moves the deadline on: min(created + maxage, now + idle)
+    assert app.store.expire_jobs(now + 51) == 1  # short: its maxage comes first
+    assert app.store.expire_jobs(now + 99) == 0
+    assert app.store.expire_jobs(now + 101) == 2  # idle, and busy once idle too
+    app.create("capped", maxage=10_000)
+    app.store.redis.hset(_keys(job_tag("capped"))[0], "created", now - 9_990)
+    app.update("capped", "w")
+    app.drain()  # an update never extends a job past its maxage
+    assert app.store.expire_jobs(now + 11) == 1
+
+
+# -- the operator's delete --------------------------------------------------------------------
+def test_admin_lists_first_then_deletes_by_address_or_prefix(redis_server, monkeypatch):
+    app = App(redis_server)
+    for n in range(450):  # more than one ZSCAN step
+        app.create(f"spam:{n}", ATTACKER, secret="theirs")
+    app.create("test:1", OTHER)
+    app.create("keep", OTHER)
+    app.post("spam:7", ["w"], ATTACKER, secret="theirs")
+    app.drain()
+    out = io.StringIO()
+    assert admin.delete(app.store, ATTACKER, None, False, out) == 450
+    assert "spam:7\n" in out.getvalue() and app.store.job_exists("spam:7")  # listed only
+    assert admin.delete(app.store, ATTACKER, None, True, io.StringIO()) == 450
+    assert admin.delete(app.store, None, "test:", True, io.StringIO()) == 1
+    assert [app.store.job_exists(j) for j in ("spam:7", "test:1", "keep")] == [False] * 2 + [True]
+    assert app.owners() == {f"jobs:{OTHER}": 1}
+    # the command line, on the service's REDIS_URL
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    out = io.StringIO()
+    assert admin.main(["delete", "--prefix", "ke", "--address", OTHER, "--yes"], out) == 0
+    assert "1 jobs deleted" in out.getvalue() and not app.store.job_exists("keep")
+
+
+def test_settings_refuse_quotas_below_one():
+    for name in ("MAX_JOB_BYTES", "MAX_JOBS_PER_ADDRESS", "MAX_WORKER_ROWS_PER_ADDRESS"):
+        with pytest.raises(ValueError, match=f"PROGRESS_{name}"):
+            Settings.from_env({f"PROGRESS_{name}": "0"})
+    with pytest.raises(ValueError, match="PROGRESS_IDLE_EXPIRY"):
+        Settings.from_env({"PROGRESS_IDLE_EXPIRY": "-1"})
