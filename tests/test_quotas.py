@@ -7,8 +7,14 @@ removes rows, so they are checked against what is stored."""
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import io
+import json
+import os
+import subprocess
+import sys
 import time
+from urllib.parse import urlencode
 
 import falcon.testing
 import pytest
@@ -18,8 +24,8 @@ from tasks import admin
 from tasks.pipeline import Pipeline
 from tasks.settings import Settings
 from tasks.store import EXPIRY, OWNERS, Store, _keys, job_tag
-from tests.conftest import RecordingBroker, quiet_log
-from tests.harness import RedisServer
+from tests.conftest import FAST, RecordingBroker, quiet_log
+from tests.harness import RedisServer, Service, wait_until
 
 ATTACKER, OTHER = "10.0.0.66", "10.0.0.7"
 
@@ -240,3 +246,73 @@ def test_settings_refuse_quotas_below_one():
             Settings.from_env({f"PROGRESS_{name}": "0"})
     with pytest.raises(ValueError, match="PROGRESS_IDLE_EXPIRY"):
         Settings.from_env({"PROGRESS_IDLE_EXPIRY": "-1"})
+
+
+# -- as the attacker does it: a real service, real sockets from two loopback addresses ----------
+def call(service: Service, address: str, endpoint: str, params=None, batch=None):
+    """One request on a new connection from `address` (a 127.x address: the web sees it as the
+    peer, REMOTE_ADDR); returns (status, JSON body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, 10, (address, 0))
+    try:
+        path = f"/progress/{endpoint}?{urlencode(params or {})}"
+        if batch is None:
+            connection.request("GET", path)
+        else:
+            body = json.dumps(batch).encode()
+            connection.request("POST", path, body, {"Content-Type": "application/json"})
+        resp = connection.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_one_address_cannot_fill_the_service_for_another(tmp_path):
+    redis_server = RedisServer(tmp_path / "redis").start()
+    limits = {
+        "PROGRESS_MAX_WORKERS_PER_JOB": "10",
+        "PROGRESS_MAX_JOBS_PER_ADDRESS": "3",
+        "PROGRESS_MAX_WORKER_ROWS_PER_ADDRESS": "25",
+    }
+    service = Service(redis_server.url, tmp_path / "svc", {**FAST, **limits}).start()
+    attacker, client = "127.0.0.2", "127.0.0.3"
+    try:
+        for n in range(3):
+            assert call(service, attacker, "create", {"jobid": f"a{n}"})[0] == 200
+        status, body = call(service, attacker, "create", {"jobid": "a3"})
+        assert status == 429 and "PROGRESS_MAX_JOBS_PER_ADDRESS" in body["description"]
+        assert f"address {attacker} " in body["description"]  # the peer, as the web sees it
+        flood = [{"jobid": "a0", "workid": f"w{i}", "current": 1, "total": 2} for i in range(5000)]
+        status, body = call(service, attacker, "update", batch=flood)
+        assert status == 409 and "PROGRESS_MAX_WORKERS_PER_JOB" in body["description"]
+        for jobid in ("a0", "a1"):
+            batch = [{**u, "jobid": jobid} for u in flood[:10]]
+            assert call(service, attacker, "update", batch=batch)[0] == 202
+        wait_until(lambda: workers(service, attacker, "a1") == 10, 20, what="apply")
+        status, body = call(
+            service, attacker, "update", batch=[{**u, "jobid": "a2"} for u in flood[:6]]
+        )
+        assert status == 429 and "PROGRESS_MAX_WORKER_ROWS_PER_ADDRESS" in body["description"]
+        # the other client is not held up by any of it
+        assert call(service, client, "create", {"jobid": "mine", "secret": "s"})[0] == 200
+        report = {"jobid": "mine", "workid": "first", "current": 1, "total": 2, "secret": "s"}
+        assert call(service, client, "update", report)[0] == 202
+        wait_until(lambda: workers(service, client, "mine") == 1, 20, what="apply")
+        # the operator clears the attacker's jobs; the other's stays
+        command = [sys.executable, "-m", "tasks.admin", "delete", "--address", attacker]
+        env = {**os.environ, "REDIS_URL": redis_server.url}
+        listed = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        assert listed.stdout.splitlines()[:3] == ["a0", "a1", "a2"]
+        subprocess.run([*command, "--yes"], env=env, capture_output=True, check=True)
+        assert [call(service, client, "status", {"jobid": j})[0] for j in ("a0", "mine")] == [
+            404,
+            200,
+        ]
+        assert call(service, attacker, "create", {"jobid": "a3"})[0] == 200
+    finally:
+        service.stop()
+        redis_server.stop()
+
+
+def workers(service: Service, address: str, jobid: str) -> int:
+    return call(service, address, "status", {"jobid": jobid})[1]["workers_reported"]
