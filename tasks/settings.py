@@ -66,9 +66,10 @@ class Settings:
     max_worker_rows: int = 3_000_000  # all jobs together: at most about 1.4 GB of Redis
     max_inbox: int = 1_000_000  # updates accepted but not yet applied (ingest falling behind)
     # What one job's worker rows may hold: per worker its id and row (stamp, state, numbers,
-    # desc), summed. 32 MiB fits 100,000 workers of 256-byte ids and short descs; with the
-    # indexes (ids stored about three times) such a job takes about 100 MB, 5 % of 2gb.
-    max_job_bytes: int = 32 << 20
+    # desc, in UTF-8 bytes), summed. 16 MiB holds 100,000 workers with 130-byte ids, or 12,700
+    # with 256-byte ids and 1,000-byte descs; the worst of these (ids are kept in several
+    # indexes) takes 131 MB of Redis, under 7 % of the embedded 2gb.
+    max_job_bytes: int = 16 << 20
     # Per-client quotas, by the address a job was created from (its owner): every row of the job
     # counts against it, whoever posts the update. A tenth of the global pools, so one address
     # leaves room for nine others.

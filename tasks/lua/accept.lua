@@ -102,7 +102,7 @@ for i = 11, #ARGV, 5 do
     outcome = JOB_TOO_LARGE
   end
   local counters_at = outcome == ACCEPTED and string.find(row, '\n', 1, true)
-  if counters_at and too_many_counters(KEYS[3 * j + 5], workid, string.sub(row, counters_at + 1))
+  if counters_at and too_many_counters(KEYS[3 * j + 6], workid, string.sub(row, counters_at + 1))
   then
     outcome = TOO_MANY_COUNTERS
   end
