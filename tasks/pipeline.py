@@ -15,7 +15,8 @@ decision on the way, in one place.
                  it with the renderer, stores PNG and ETag (tasks/lua/finish_render.lua).
   6. chart       web: /progress/render reads the stored PNG (`Store.chart`).
 Beat's `sweep` re-sends what a killed process left (claimed batches, renders due, a lost drain)
-and wakes charts that change with time alone (stale workers); `expire` deletes old jobs, and
+and wakes charts that change with time alone (stale workers); `expire` deletes old jobs (past
+their maxage, or idle for PROGRESS_IDLE_EXPIRY: apply.lua moves a changed job's deadline), and
 `delete_job` one job on request: updates still queued for a deleted job are dropped when applied
 (its incarnation is gone, as for a re-created job), and a render under way stores nothing.
 `fail_job` fails a job as a whole (tasks/lua/fail_job.lua): its chart is due, and its 'failed'
