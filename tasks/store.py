@@ -9,7 +9,8 @@ of a job shares the hash tag {T}):
                                 job_failed (JSON, when failed as a whole: tasks/lua/fail_job.lua),
                                 job_meta (create's meta JSON, when given), owner (the
                                 address that created it: its quotas), bytes (its rows'
-                                ids and rows, in bytes: tasks/lua/accept.lua)
+                                ids and rows, in bytes: tasks/lua/accept.lua), queued_new,
+                                queued_bytes (reserved for queued updates: pending below)
   progress:{T}:workers   hash   workid -> row (see encode_row)
   progress:{T}:chart     hash   png, etag, version, stale
   progress:{T}:order     zset   natural order of the workers, each with its packed bar (BAR)
@@ -24,6 +25,9 @@ of a job shares the hash tag {T}):
                                 (kept by apply.lua's track_lifetime, which says how)
   progress:{T}:counters       hash  workid -> the worker's counters, JSON (see with_counters;
                                 merged per counter by apply.lua's merge_counters)
+  progress:{T}:pending        hash  workid -> 'n,g': what accept.lua reserved for a worker's
+                                updates queued, not applied yet (n 1 for a new worker, g bytes);
+                                apply.lua releases it (meta queued_new, queued_bytes: the sums)
   progress:jobs:expiry   zset   T -> time after which the job is deleted
   progress:jobs:recent   zset   T -> creation time, for the overview
   progress:inbox         list   accepted updates not yet claimed by an ingest worker
@@ -35,7 +39,8 @@ of a job shares the hash tag {T}):
   progress:render:later  zset   T -> time a running worker turns stale, so the chart must change
   progress:stats         hash   service-wide counters and latency histograms (see metrics)
   progress:owners        hash   jobs:<owner>, rows:<owner> -> the jobs and worker rows each owner
-                                (creating address) holds, for its quotas (gone at 0)
+                                (creating address) holds, for its quotas; queued:<owner> -> its
+                                new workers reserved, not applied yet (each gone at 0)
   progress:notify:key    string the completion hook's signing key when PROGRESS_NOTIFY_KEY is empty
   progress:store         hash   the store's identity: id, created; previous, reset_at after a
                                 reset (tasks/identity.py)
@@ -152,7 +157,14 @@ def _lifetime_keys(tag: str) -> tuple[str, ...]:
 
 
 def _all_keys(tag: str) -> list[str]:
-    return [*_keys(tag), *_index_keys(tag), *_lifetime_keys(tag), _counters_key(tag)]
+    return [*_keys(tag), *_index_keys(tag), *_lifetime_keys(tag), _counters_key(tag)] + [
+        _pending_key(tag)
+    ]
+
+
+def _pending_key(tag: str) -> str:
+    """What accept.lua reserved for the job's queued updates (see the layout above)."""
+    return f"progress:{{{tag}}}:pending"
 
 
 def job_keys(jobid: str) -> list[str]:
@@ -327,7 +339,7 @@ class Store:
         outcome = self._guarded(
             self._create,
             keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, IDENTITY, OWNERS]
-            + [*_index_keys(tag), *_lifetime_keys(tag), _counters_key(tag)],
+            + [*_index_keys(tag), *_lifetime_keys(tag), _counters_key(tag), _pending_key(tag)],
             args=[
                 identity,
                 tag,
@@ -538,7 +550,7 @@ class Store:
             tag = job_tag(u.jobid)
             if tag not in job_index:
                 job_index[tag] = len(job_index) + 1
-                keys += [*_keys(tag)[:2], _counters_key(tag)]
+                keys += [*_keys(tag)[:2], _counters_key(tag), _pending_key(tag)]
             args += [job_index[tag], tag, u.workid, u.row, secret_digest(u.jobid, u.secret)]
         *outcomes, drain_due = self._guarded(self._accept, keys, args)
         return outcomes, bool(drain_due)
@@ -598,7 +610,7 @@ class Store:
             args: list = [batch_id, repr(now), int(n == len(parts)), idle_expiry]
             for (tag, incarnation), updates in part:
                 keys += [*_keys(tag)[:2], *_index_keys(tag), *_lifetime_keys(tag)]
-                keys.append(_counters_key(tag))
+                keys += [_counters_key(tag), _pending_key(tag)]
                 args += [tag, incarnation, len(updates), *(x for u in updates for x in u[:3])]
                 counted = [(w, row[:STAMP_DIGITS], c) for w, row, _, c in updates if c]
                 args += [len(counted), *(x for c in counted for x in c)]

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import falcon.testing
@@ -96,8 +97,9 @@ def test_one_batch_cannot_pass_the_worker_cap(redis_server):
     refused(app.post("j", [f"w{i}" for i in range(5000)]), 409, "PROGRESS_MAX_WORKERS_PER_JOB")
     assert app.store.redis.llen("progress:inbox") == 0  # all or nothing: none of them
     assert app.post("j", [f"w{i}" for i in range(10)]).status_code == 202
-    # queued, not applied yet: a known worker reports, an eleventh is still one too many
+    # queued, not applied yet: a known worker reports, an eleventh is one too many
     assert app.update("j", "w3").status_code == 202
+    refused(app.update("j", "w10"), 409, "PROGRESS_MAX_WORKERS_PER_JOB")
     app.drain()
     refused(app.post("j", ["w3", "w10"]), 409, "PROGRESS_MAX_WORKERS_PER_JOB")
     assert app.store.redis.hlen(_keys(job_tag("j"))[1]) == 10
@@ -110,12 +112,44 @@ def test_one_batch_cannot_pass_the_rows_cap_of_all_jobs(redis_server):
     assert app.post("j", [f"w{i}" for i in range(20)]).status_code == 202
 
 
+def test_reservations_for_queued_updates_are_released_once_whatever_happens(redis_server):
+    app = App(redis_server, max_workers_per_job=3)
+    app.create("j", ATTACKER)
+    meta, _, _ = _keys(job_tag("j"))
+    pending = f"progress:{{{job_tag('j')}}}:pending"
+    for current in (1, 2, 3):  # one new worker posted three times: reserved once
+        assert (
+            app.update("j", "a", ATTACKER, current=current, desc="x" * current).status_code == 202
+        )
+    assert app.post("j", ["b", "c"], ATTACKER).status_code == 202
+    refused(app.update("j", "d", ATTACKER), 409, "PROGRESS_MAX_WORKERS_PER_JOB")
+    assert app.store.redis.hget(meta, "queued_new") == b"3"
+    assert app.owners()[f"queued:{ATTACKER}"] == 3
+    batch_id, entries = "b1", None
+    entries, _ = app.store.claim_inbox(batch_id, time.time(), 100, 60_000)
+    app.store.apply_batch(batch_id, entries, time.time())
+    app.store.apply_batch(batch_id, entries, time.time())  # a batch sent again: nothing more
+    assert app.store.redis.hmget(meta, "queued_new", "queued_bytes") == [b"0", b"0"]
+    assert not app.store.redis.exists(pending)
+    assert app.owners() == {f"jobs:{ATTACKER}": 1, f"rows:{ATTACKER}": 3}
+    refused(app.update("j", "d", ATTACKER), 409, "PROGRESS_MAX_WORKERS_PER_JOB")
+    # reserved, then re-created or deleted: the owner's reservation goes with the job
+    app.create("k", ATTACKER)
+    app.post("k", ["x", "y"], ATTACKER)
+    app.create("k", OTHER)
+    app.post("k", ["x"], OTHER)
+    app.client.simulate_get("/progress/delete", params={"jobid": "k"})
+    app.drain()
+    assert app.owners() == {f"jobs:{ATTACKER}": 1, f"rows:{ATTACKER}": 3}
+
+
 # -- bytes per job ----------------------------------------------------------------------------
 def test_a_job_may_hold_only_so_many_bytes_and_a_shrinking_update_always_fits(redis_server):
     app = App(redis_server, max_job_bytes=4000)
     app.create("j")
     refused(app.post("j", "abcd", desc="x" * 1000), 409, "PROGRESS_MAX_JOB_BYTES")  # one call
     assert app.post("j", ["a", "b"], desc="x" * 1000).status_code == 202
+    refused(app.post("j", ["c", "d"], desc="x" * 1000), 409, "PROGRESS_MAX_JOB_BYTES")  # queued
     app.drain()
     refused(app.post("j", ["c", "d"], desc="x" * 1000), 409, "PROGRESS_MAX_JOB_BYTES")
     refused(app.update("j", "c", desc="é" * 1000), 409, "PROGRESS_MAX_JOB_BYTES")  # UTF-8 bytes
@@ -164,13 +198,14 @@ def test_one_address_holds_at_most_its_rows_and_a_strangers_secret_job_still_add
         app.create(f"a{n}", ATTACKER)
     assert app.post("a0", [f"w{i}" for i in range(10)], ATTACKER).status_code == 202
     assert app.post("a1", [f"w{i}" for i in range(10)], ATTACKER).status_code == 202
-    app.drain()
     # the quota counts this call's rows too, and rows posted from elsewhere to its jobs
     refused(app.post("a2", [f"w{i}" for i in range(6)], OTHER), 429, "WORKER_ROWS_PER_ADDRESS")
     assert app.post("a2", [f"w{i}" for i in range(5)], OTHER).status_code == 202
     app.drain()
     refused(app.update("a2", "w5", ATTACKER), 429, "PROGRESS_MAX_WORKER_ROWS_PER_ADDRESS")
     assert app.update("a2", "w4", ATTACKER).status_code == 202  # a known worker still reports
+    app.drain()
+    refused(app.update("a2", "w5", ATTACKER), 429, "PROGRESS_MAX_WORKER_ROWS_PER_ADDRESS")
     app.create("theirs", OTHER, secret="s")
     assert app.update("theirs", "first", OTHER, secret="s").status_code == 202
     app.drain()
@@ -285,9 +320,18 @@ def test_one_address_cannot_fill_the_service_for_another(tmp_path):
         flood = [{"jobid": "a0", "workid": f"w{i}", "current": 1, "total": 2} for i in range(5000)]
         status, body = call(service, attacker, "update", batch=flood)
         assert status == 409 and "PROGRESS_MAX_WORKERS_PER_JOB" in body["description"]
-        for jobid in ("a0", "a1"):
-            batch = [{**u, "jobid": jobid} for u in flood[:10]]
-            assert call(service, attacker, "update", batch=batch)[0] == 202
+        assert call(service, attacker, "update", batch=flood[:10])[0] == 202
+        # many calls at once, each within the cap, before ingest applies any: two fit
+        batches = [
+            [{"jobid": "a1", "workid": f"c{n}-{i}", "current": 1, "total": 2} for i in range(5)]
+            for n in range(20)
+        ]
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(
+                pool.map(lambda b: call(service, attacker, "update", batch=b)[0], batches)
+            )
+        assert sorted(statuses) == [202] * 2 + [409] * 18
+        wait_until(lambda: workers(service, attacker, "a0") == 10, 20, what="apply")
         wait_until(lambda: workers(service, attacker, "a1") == 10, 20, what="apply")
         status, body = call(
             service, attacker, "update", batch=[{**u, "jobid": "a2"} for u in flood[:6]]

@@ -21,13 +21,16 @@
 --   blocked  running workers without one (no progress yet, or too little history), by update
 -- and each worker's lifetime (track_lifetime below): lifetimes, durations, running_since.
 -- Also kept: meta 'bytes' (the ids and rows of the job's workers, tasks/lua/accept.lua's bound),
--- the job owner's row count (create.lua), and, with idle_expiry, the job's deadline in expiry:
+-- the job owner's row count (create.lua), the release of what accept.lua reserved for a worker
+-- (pending, queued_new, queued_bytes, the owner's queued:<owner>: once per worker whatever
+-- the order its updates are applied in, so applying again releases nothing more), and, with
+-- idle_expiry, the job's deadline in expiry:
 -- min(created + maxage, now + idle_expiry), so a job nobody updates goes before its maxage.
 -- KEYS[1] batches (hash)   KEYS[2] batches due (zset)   KEYS[3] renders due (zset)   KEYS[4] stats
 -- KEYS[5] owners (hash)   KEYS[6] expiry (zset)
 -- KEYS[6+K(j-1)+1 .. 6+Kj]  of the j-th job of the batch (j = 1, 2, ...), K = KEYS_PER_JOB:
 --                     meta, workers, order, failed, active, finish, blocked,
---                     lifetimes, durations, running_since, counters
+--                     lifetimes, durations, running_since, counters, pending
 -- ARGV[1] batch id   ARGV[2] now   ARGV[3] '1' for the batch's last part
 -- ARGV[4] idle_expiry (seconds, 0: off)
 -- ARGV[5..] per job: tag, incarnation, number of updates n, then n triples of workid, row,
@@ -41,7 +44,7 @@ local owners, expiry, idle_expiry = KEYS[5], KEYS[6], tonumber(ARGV[4])
 local STAMP_DIGITS = 17  -- tasks.store.STAMP_DIGITS
 local ETA_HISTORY = 5  -- seconds of history before a worker's rate is trusted (domain.model)
 local NOTHING = {0, 0, '0', '', ''}
-local KEYS_PER_JOB = 11
+local KEYS_PER_JOB = 12
 local COUNTERS_ONLY = 'c'  -- tasks.store.COUNTERS_ONLY: the row of an update of counters alone
 local NO_PROGRESS = 'r[0.0,1.0,true,""]'  -- a new worker posting counters alone: 0 of 1
 
@@ -156,10 +159,17 @@ local function apply_job(k, tag, incarnation, first, last, counters_first, count
   redis.call('HINCRBY', meta, 'updates', (last - first + 1) / 3)
 
   local changed, added, bytes = 0, 0, 0
+  local released_new, released_bytes = 0, 0
   local counts = {r = 0, d = 0, f = 0}
   local pct_change, last_update = 0, 0
   for i = first, last, 3 do
     local workid, row, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local reserved = redis.call('HGET', k[12], workid)
+    if reserved then
+      redis.call('HDEL', k[12], workid)
+      released_new = released_new + tonumber(string.match(reserved, '^(%d+)'))
+      released_bytes = released_bytes + tonumber(string.match(reserved, ',(%d+)$'))
+    end
     local old_row = redis.call('HGET', workers, workid)
     row = with_progress(row, old_row)
     local new = parse(row)
@@ -200,6 +210,16 @@ local function apply_job(k, tag, incarnation, first, last, counters_first, count
       end
     end
   end
+  if released_new > 0 then
+    redis.call('HINCRBY', meta, 'queued_new', 0 - released_new)
+    if job[4] then
+      local field = 'queued:' .. job[4]
+      if redis.call('HINCRBY', owners, field, 0 - released_new) <= 0 then
+        redis.call('HDEL', owners, field)
+      end
+    end
+  end
+  if released_bytes > 0 then redis.call('HINCRBY', meta, 'queued_bytes', 0 - released_bytes) end
   changed = changed + merge_counters(k[11], counters_first, counters_last)
   if changed == 0 then return NOTHING end
   redis.call('HINCRBY', meta, 'version', 1)

@@ -4,7 +4,8 @@
 -- update, /progress/render answers with a placeholder (renderer/placeholder.py).
 -- KEYS[1] meta   KEYS[2] workers   KEYS[3] chart   KEYS[4] expiry (zset)   KEYS[5] recent (zset)
 -- KEYS[6] renders due (zset)   KEYS[7] stats   KEYS[8] the store's identity
--- KEYS[9] owners (jobs:<owner>, rows:<owner>: what each owner holds, for its quotas)
+-- KEYS[9] owners (jobs:<owner>, rows:<owner>, queued:<owner>: what each owner holds, for its
+-- quotas; queued: new workers reserved by accept.lua)
 -- KEYS[10..] the job's indexes, lifetime records and counters (see apply.lua): all deleted
 -- ARGV[1] the store's identity as the caller knows it ('' not to check)
 -- ARGV[2] tag   ARGV[3] jobid   ARGV[4] desc   ARGV[5] now   ARGV[6] maxage   ARGV[7] incarnation
@@ -51,6 +52,7 @@ redis.call('HINCRBY', stats, 'workers', 0 - rows)
 if old_owner then
   charge(old_owner, 'rows', 0 - rows)
   charge(old_owner, 'jobs', -1)
+  charge(old_owner, 'queued', 0 - tonumber(redis.call('HGET', meta, 'queued_new') or '0'))
 end
 charge(owner, 'jobs', 1)
 redis.call('DEL', meta, workers, chart)
