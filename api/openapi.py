@@ -71,7 +71,7 @@ def openapi_spec(settings: Settings) -> dict:
                 "discarded. A job created with a secret can be re-created only with it.",
                 params=table["create"],
                 ok={"200": _json("The job as created, with its URLs", "Created")},
-                errors=["400", "403", "413", "503"],
+                errors=["400", "403", "413", "429", "503"],
                 operation="create",
             ),
             "/progress/update": _endpoint(
@@ -480,10 +480,17 @@ def _error_responses(settings: Settings) -> dict:
         "404": "No such job (never created, or expired); or, for the job lists, listing is "
         "switched off",
         "409": f"The job already has {settings.max_workers_per_job} workers, the most it may "
-        "have, and this is a new one",
+        "have, and this is a new one (PROGRESS_MAX_WORKERS_PER_JOB, counting the batch's new "
+        f"workers too); or its workers' ids and rows would hold over {settings.max_job_bytes} "
+        "bytes (PROGRESS_MAX_JOB_BYTES)",
         "413": f"The body is over {settings.max_body_bytes} bytes, or a batch holds over "
         f"{MAX_BATCH} updates",
-        "429": "Too many updates from this address (only with PROGRESS_UPDATE_RATE_LIMIT set)",
+        "429": "Too many creates or updates per second from this address "
+        "(PROGRESS_CREATE_RATE_LIMIT; PROGRESS_UPDATE_RATE_LIMIT, off by default); or a quota "
+        f"is reached: the address holds {settings.max_jobs_per_address} jobs "
+        "(PROGRESS_MAX_JOBS_PER_ADDRESS), or the jobs it created hold "
+        f"{settings.max_worker_rows_per_address} worker rows and this is a new worker "
+        "(PROGRESS_MAX_WORKER_ROWS_PER_ADDRESS)",
         "503": "The progress store is unreachable; or, for render, the job's first chart is "
         "still being drawn",
     }

@@ -59,6 +59,14 @@ class ServiceFull(falcon.HTTPServiceUnavailable):
         super().__init__(title="Service full", description=description, retry_after=10)
 
 
+class QuotaReached(falcon.HTTPTooManyRequests):
+    """A client address holds as much as one may; it makes room by deleting its jobs (or as
+    they expire)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(title="Quota reached", description=description, retry_after=60)
+
+
 class WrongSecret(JobError):
     """The job was created with a secret, and the request did not present it."""
 
@@ -120,7 +128,7 @@ class Create(JobLifecycle):
         hook = _hook(jobid, p["secret"], p["notify"])
         self.limiter.charge(req.remote_addr)
         outcome, now = self.pipeline.create_job(
-            jobid, desc, maxage, p["secret"], hook, p["workers"], p["meta"]
+            jobid, desc, maxage, p["secret"], hook, p["workers"], p["meta"], req.remote_addr
         )
         if outcome == CreateOutcome.WRONG_SECRET:
             raise WrongSecret(jobid)
@@ -128,6 +136,12 @@ class Create(JobLifecycle):
             raise ServiceFull(
                 f"the service holds {s.max_jobs} jobs, the most it may (PROGRESS_MAX_JOBS); "
                 "older jobs make room as they expire"
+            )
+        if outcome == CreateOutcome.OWNER_QUOTA:
+            raise QuotaReached(
+                f"address {req.remote_addr} holds {s.max_jobs_per_address} jobs, the most one "
+                "address may (PROGRESS_MAX_JOBS_PER_ADDRESS); delete some, or wait for them "
+                "to expire"
             )
         self.charts.forget(jobid)  # a re-created job shows its placeholder at once
         resp.media = {
@@ -268,6 +282,21 @@ class Update(Resource):
                 raise ServiceFull(
                     f"the service holds {self.settings.max_worker_rows} worker rows, the most "
                     "it may (PROGRESS_MAX_WORKER_ROWS); known workers can still report"
+                )
+            if status == AcceptOutcome.OWNER_QUOTA:
+                raise QuotaReached(
+                    f"the address that created job {report.jobid!r} holds "
+                    f"{self.settings.max_worker_rows_per_address} worker rows, the most one "
+                    "address may (PROGRESS_MAX_WORKER_ROWS_PER_ADDRESS); known workers can "
+                    "still report"
+                )
+            if status == AcceptOutcome.JOB_TOO_LARGE:
+                raise falcon.HTTPConflict(
+                    title="Job too large",
+                    description=f"job {report.jobid!r} would hold more than "
+                    f"{self.settings.max_job_bytes} bytes of worker ids and rows, the most a "
+                    "job may (PROGRESS_MAX_JOB_BYTES); shorter ids or descriptions fit more "
+                    "workers",
                 )
             if status == AcceptOutcome.TOO_MANY_COUNTERS:
                 raise falcon.HTTPInvalidParam(

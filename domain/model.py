@@ -51,6 +51,7 @@ class CreateOutcome(IntEnum):
     WRONG_SECRET = 0  # the job exists with a secret that was not presented
     CREATED = 1
     TOO_MANY_JOBS = 2  # the service holds as many jobs as it may
+    OWNER_QUOTA = 3  # the creating address holds as many jobs as one address may
 
 
 class DeleteOutcome(IntEnum):
@@ -105,6 +106,8 @@ class AcceptOutcome(IntEnum):
     BACKLOG = 4  # ingest is too far behind: try again later
     STORAGE_FULL = 5  # the service holds as many worker rows as it may
     TOO_MANY_COUNTERS = 6  # the worker would have more counters than it may
+    JOB_TOO_LARGE = 7  # the job's rows would hold more bytes than a job may
+    OWNER_QUOTA = 8  # the job's owner (its creating address) holds as many rows as it may
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ decision on the way, in one place.
                  it with the renderer, stores PNG and ETag (tasks/lua/finish_render.lua).
   6. chart       web: /progress/render reads the stored PNG (`Store.chart`).
 Beat's `sweep` re-sends what a killed process left (claimed batches, renders due, a lost drain)
-and wakes charts that change with time alone (stale workers); `expire` deletes old jobs, and
+and wakes charts that change with time alone (stale workers); `expire` deletes old jobs (past
+their maxage, or idle for PROGRESS_IDLE_EXPIRY: apply.lua moves a changed job's deadline), and
 `delete_job` one job on request: updates still queued for a deleted job are dropped when applied
 (its incarnation is gone, as for a re-created job), and a render under way stores nothing.
 `fail_job` fails a job as a whole (tasks/lua/fail_job.lua): its chart is due, and its 'failed'
@@ -127,6 +128,8 @@ class Pipeline:
             settings.max_inbox,
             settings.max_worker_rows,
             settings.max_counters,
+            settings.max_job_bytes,
+            settings.max_worker_rows_per_address,
         )
 
     # -- 1. accept (web) ----------------------------------------------------------------------
@@ -155,9 +158,11 @@ class Pipeline:
         notify: str = "",
         expected: int | None = None,
         meta: str = "",
+        owner: str = "",
     ) -> tuple[CreateOutcome, float]:
-        """(Re)create a job: one script, no task. Its chart is a placeholder until the first
-        update makes a render due. Returns the outcome and the time of creation."""
+        """(Re)create a job, owned by `owner` (the client's address: its quotas; '' for none):
+        one script, no task. Its chart is a placeholder until the first update makes a render
+        due. Returns the outcome and the time of creation."""
         now = time.time()
         incarnation = secrets.token_hex(8)
         outcome = self._in_known_store(
@@ -173,6 +178,9 @@ class Pipeline:
                 expected,
                 identity,
                 meta,
+                owner,
+                self.settings.max_jobs_per_address,
+                self.settings.idle_expiry,
             )
         )
         self._replicated(outcome == CreateOutcome.CREATED)
@@ -234,8 +242,11 @@ class Pipeline:
         if drain_due:
             self.ensure_drain()  # before applying, so other ingest processes start now
         if entries:
-            self._after_apply(self.store.apply_batch(batch_id, entries, time.time()))
+            self._after_apply(self._apply(batch_id, entries))
         return len(entries)
+
+    def _apply(self, batch_id: str, entries: list[str]) -> AppliedBatch:
+        return self.store.apply_batch(batch_id, entries, time.time(), self.settings.idle_expiry)
 
     def apply_lost_batch(self, batch_id: str) -> int:
         """Apply a claimed batch whose drain was lost with a killed worker (sent by the sweep).
@@ -243,7 +254,7 @@ class Pipeline:
         entries = self.store.load_batch(batch_id)
         if entries is None:
             return 0
-        self._after_apply(self.store.apply_batch(batch_id, entries, time.time()))
+        self._after_apply(self._apply(batch_id, entries))
         return len(entries)
 
     def _after_apply(self, applied: AppliedBatch) -> None:

@@ -65,6 +65,19 @@ class Settings:
     max_jobs: int = 10_000
     max_worker_rows: int = 3_000_000  # all jobs together: at most about 1.4 GB of Redis
     max_inbox: int = 1_000_000  # updates accepted but not yet applied (ingest falling behind)
+    # What one job's worker rows may hold: per worker its id and row (stamp, state, numbers,
+    # desc, in UTF-8 bytes), summed. 16 MiB holds 100,000 workers with 130-byte ids, or 12,700
+    # with 256-byte ids and 1,000-byte descs; the worst of these (ids are kept in several
+    # indexes) takes 131 MB of Redis, under 7 % of the embedded 2gb.
+    max_job_bytes: int = 16 << 20
+    # Per-client quotas, by the address a job was created from (its owner): every row of the job
+    # counts against it, whoever posts the update. A tenth of the global pools, so one address
+    # leaves room for nine others.
+    max_jobs_per_address: int = 1_000
+    max_worker_rows_per_address: int = 300_000
+    # A job with no update for this long is expired by beat although its maxage has not passed
+    # (its deadline is min(created + maxage, last change + idle_expiry)); 0 = off.
+    idle_expiry: int = ONE_WEEK
     create_rate_limit: float = 2.0  # creates per second per client address (burst 60); 0 = off
     redis_maxmemory: str = "2gb"  # the embedded Redis's limit (make run without REDIS_URL)
     redis_timeout: float = 1.0  # every Redis call gives up after this, so callers get a 503
@@ -116,6 +129,11 @@ class Settings:
         sentinel_address(self.redis_url)  # raises for a URL of no known kind
         if self.wedged_after < 3 * self.sweep_every:
             raise ValueError("PROGRESS_WEDGED_AFTER must be at least 3 x PROGRESS_SWEEP_EVERY")
+        for name in ("max_job_bytes", "max_jobs_per_address", "max_worker_rows_per_address"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PROGRESS_{name.upper()} must be 1 or more")
+        if self.idle_expiry < 0:
+            raise ValueError("PROGRESS_IDLE_EXPIRY must be 0 (off) or more seconds")
         if self.min_replicas < 0:
             raise ValueError("PROGRESS_MIN_REPLICAS must be 0 or more")
         if not 0 < self.min_replicas_timeout < self.redis_timeout:

@@ -7,7 +7,10 @@ of a job shares the hash tag {T}):
                                 running, done, failed (worker counts), pct_sum, last_update,
                                 finished, notify, secret, expected (workers, when given),
                                 job_failed (JSON, when failed as a whole: tasks/lua/fail_job.lua),
-                                job_meta (create's meta JSON, when given)
+                                job_meta (create's meta JSON, when given), owner (the
+                                address that created it: its quotas), bytes (its rows'
+                                ids and rows, in bytes: tasks/lua/accept.lua), queued_new,
+                                queued_bytes (reserved for queued updates: pending below)
   progress:{T}:workers   hash   workid -> row (see encode_row)
   progress:{T}:chart     hash   png, etag, version, stale
   progress:{T}:order     zset   natural order of the workers, each with its packed bar (BAR)
@@ -22,6 +25,9 @@ of a job shares the hash tag {T}):
                                 (kept by apply.lua's track_lifetime, which says how)
   progress:{T}:counters       hash  workid -> the worker's counters, JSON (see with_counters;
                                 merged per counter by apply.lua's merge_counters)
+  progress:{T}:pending        hash  workid -> 'n,g': what accept.lua reserved for a worker's
+                                updates queued, not applied yet (n 1 for a new worker, g bytes);
+                                apply.lua releases it (meta queued_new, queued_bytes: the sums)
   progress:jobs:expiry   zset   T -> time after which the job is deleted
   progress:jobs:recent   zset   T -> creation time, for the overview
   progress:inbox         list   accepted updates not yet claimed by an ingest worker
@@ -32,6 +38,9 @@ of a job shares the hash tag {T}):
   progress:render:due    zset   T -> time a render was scheduled or started, until it finishes
   progress:render:later  zset   T -> time a running worker turns stale, so the chart must change
   progress:stats         hash   service-wide counters and latency histograms (see metrics)
+  progress:owners        hash   jobs:<owner>, rows:<owner> -> the jobs and worker rows each owner
+                                (creating address) holds, for its quotas; queued:<owner> -> its
+                                new workers reserved, not applied yet (each gone at 0)
   progress:notify:key    string the completion hook's signing key when PROGRESS_NOTIFY_KEY is empty
   progress:store         hash   the store's identity: id, created; previous, reset_at after a
                                 reset (tasks/identity.py)
@@ -82,6 +91,7 @@ BATCHES_DUE = "progress:batches:due"
 RENDER_DUE = "progress:render:due"
 RENDER_LATER = "progress:render:later"
 STATS = "progress:stats"
+OWNERS = "progress:owners"
 LAST_STAMP = "progress:stamp"
 NOTIFY_KEY = "progress:notify:key"
 IDENTITY = "progress:store"
@@ -147,7 +157,14 @@ def _lifetime_keys(tag: str) -> tuple[str, ...]:
 
 
 def _all_keys(tag: str) -> list[str]:
-    return [*_keys(tag), *_index_keys(tag), *_lifetime_keys(tag), _counters_key(tag)]
+    return [*_keys(tag), *_index_keys(tag), *_lifetime_keys(tag), _counters_key(tag)] + [
+        _pending_key(tag)
+    ]
+
+
+def _pending_key(tag: str) -> str:
+    """What accept.lua reserved for the job's queued updates (see the layout above)."""
+    return f"progress:{{{tag}}}:pending"
 
 
 def job_keys(jobid: str) -> list[str]:
@@ -252,6 +269,8 @@ class AcceptLimits:
     inbox: int  # updates waiting to be applied
     worker_rows: int  # of all jobs together
     counters: int = 20  # names per worker (Settings.max_counters)
+    job_bytes: int = 1 << 50  # ids and rows of one job's workers (Settings.max_job_bytes)
+    rows_per_owner: int = 1 << 50  # (Settings.max_worker_rows_per_address)
 
 
 @dataclass(frozen=True)
@@ -307,15 +326,20 @@ class Store:
         expected: int | None = None,
         identity: str = "",
         meta: str = "",
+        owner: str = "",
+        jobs_per_owner: int = 10**9,
+        idle_expiry: int = 0,
     ) -> CreateOutcome:
         """(Re)create a job with no workers, expecting `expected` of them if given, in the store
-        whose identity is `identity` if one is given (else StoreIdentityChanged). Updates queued
-        for an earlier incarnation of the same id are dropped when applied."""
+        whose identity is `identity` if one is given (else StoreIdentityChanged), owned by
+        `owner` (its quotas; '' for none). Updates queued for an earlier incarnation of the
+        same id are dropped when applied."""
         tag = job_tag(jobid)
+        expires_at = now + (min(maxage, idle_expiry) if idle_expiry else maxage)
         outcome = self._guarded(
             self._create,
-            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, IDENTITY, *_index_keys(tag)]
-            + [*_lifetime_keys(tag), _counters_key(tag)],
+            keys=[*_keys(tag), EXPIRY, RECENT, RENDER_DUE, STATS, IDENTITY, OWNERS]
+            + [*_index_keys(tag), *_lifetime_keys(tag), _counters_key(tag), _pending_key(tag)],
             args=[
                 identity,
                 tag,
@@ -324,12 +348,14 @@ class Store:
                 repr(now),
                 maxage,
                 incarnation,
-                repr(now + maxage),
+                repr(expires_at),
                 secret_digest(jobid, secret),
                 notify,
                 max_jobs,
                 "" if expected is None else expected,
                 meta,
+                owner,
+                jobs_per_owner,
             ],
         )
         return CreateOutcome(outcome)
@@ -371,7 +397,7 @@ class Store:
         meta, workers, _ = _keys(tag)
         global_sets = [EXPIRY, RECENT, RENDER_DUE, RENDER_LATER]
         outcome = self._delete(
-            keys=[STATS, meta, workers, *global_sets, *_all_keys(tag)],
+            keys=[STATS, meta, workers, *global_sets, *_all_keys(tag), OWNERS],
             args=[tag, secret_digest(jobid, secret), len(global_sets)],
             client=self._own_connection(),
         )
@@ -515,15 +541,16 @@ class Store:
         """Append updates to the inbox, durably, in the store whose identity is `identity` (else
         StoreIdentityChanged). Returns per update an AcceptOutcome, and whether a drain must be
         queued now (this call took the drain flag)."""
-        keys: list[str] = [INBOX, DRAIN_FLAG, LAST_STAMP, STATS, IDENTITY]
+        keys: list[str] = [INBOX, DRAIN_FLAG, LAST_STAMP, STATS, IDENTITY, OWNERS]
         job_index: dict[str, int] = {}
         args: list = [repr(now), limits.workers_per_job, drain_ttl_ms, int(all_or_nothing)]
         args += [limits.inbox, limits.worker_rows, identity, limits.counters]
+        args += [limits.job_bytes, limits.rows_per_owner]
         for u in updates:
             tag = job_tag(u.jobid)
             if tag not in job_index:
                 job_index[tag] = len(job_index) + 1
-                keys += [*_keys(tag)[:2], _counters_key(tag)]
+                keys += [*_keys(tag)[:2], _counters_key(tag), _pending_key(tag)]
             args += [job_index[tag], tag, u.workid, u.row, secret_digest(u.jobid, u.secret)]
         *outcomes, drain_due = self._guarded(self._accept, keys, args)
         return outcomes, bool(drain_due)
@@ -560,11 +587,14 @@ class Store:
         record = self.redis.hget(BATCHES, batch_id)
         return json.loads(record) if record else None
 
-    def apply_batch(self, batch_id: str, entries: list[str], now: float) -> AppliedBatch:
-        """Apply a claimed batch and clear its record. Safe to repeat: a row only replaces an
-        older one. Applied in parts of APPLY_PART updates, one script each, so that no script
-        holds Redis for long; the last part clears the record in the same atomic step, so the
-        record outlives any part that failed."""
+    def apply_batch(
+        self, batch_id: str, entries: list[str], now: float, idle_expiry: int = 0
+    ) -> AppliedBatch:
+        """Apply a claimed batch and clear its record; a job changed by it is not expired before
+        `idle_expiry` seconds from now (0: only its maxage counts). Safe to repeat: a row only
+        replaces an older one. Applied in parts of APPLY_PART updates, one script each, so that
+        no script holds Redis for long; the last part clears the record in the same atomic step,
+        so the record outlives any part that failed."""
         per_job: dict[tuple[str, str], list] = defaultdict(list)
         oldest = None
         for entry in entries:
@@ -576,11 +606,11 @@ class Store:
         applied = AppliedBatch(oldest_accepted=int(oldest) / 1e6)
         parts = list(_parts(per_job, APPLY_PART))
         for n, part in enumerate(parts, start=1):
-            keys: list[str] = [BATCHES, BATCHES_DUE, RENDER_DUE, STATS]
-            args: list = [batch_id, repr(now), int(n == len(parts))]
+            keys: list[str] = [BATCHES, BATCHES_DUE, RENDER_DUE, STATS, OWNERS, EXPIRY]
+            args: list = [batch_id, repr(now), int(n == len(parts)), idle_expiry]
             for (tag, incarnation), updates in part:
                 keys += [*_keys(tag)[:2], *_index_keys(tag), *_lifetime_keys(tag)]
-                keys.append(_counters_key(tag))
+                keys += [_counters_key(tag), _pending_key(tag)]
                 args += [tag, incarnation, len(updates), *(x for u in updates for x in u[:3])]
                 counted = [(w, row[:STAMP_DIGITS], c) for w, row, _, c in updates if c]
                 args += [len(counted), *(x for c in counted for x in c)]
@@ -651,20 +681,33 @@ class Store:
         """Delete every job whose maxage has passed, with all its keys."""
         deleted = 0
         for tag in self.redis.zrangebyscore(EXPIRY, "-inf", now):
-            tag = tag.decode()
-            deleted += self._expire(
-                keys=[
-                    STATS,
-                    _keys(tag)[1],
-                    EXPIRY,
-                    RECENT,
-                    RENDER_DUE,
-                    RENDER_LATER,
-                    *_all_keys(tag),
-                ],
-                args=[tag, repr(now), 3],
-            )
+            deleted += self._expire_job(tag.decode(), now)
         return deleted
+
+    def _expire_job(self, tag: str, now: float) -> int:
+        return self._expire(
+            keys=[STATS, _keys(tag)[1], EXPIRY, RECENT, RENDER_DUE, RENDER_LATER]
+            + [*_all_keys(tag), OWNERS],
+            args=[tag, repr(now), 3],
+        )
+
+    def remove_job(self, tag: str) -> bool:
+        """Delete a job whatever its secret, as expiry does (the operator's tasks.admin)."""
+        if self.redis.zscore(EXPIRY, tag) is None:
+            return False
+        self.redis.zadd(EXPIRY, {tag: 0}, xx=True)
+        return bool(self._expire_job(tag, 0.0))
+
+    def jobs_page(self, cursor: int, count: int) -> tuple[int, list[tuple[str, str]]]:
+        """One bounded step through every job (ZSCAN of the expiry set): the next cursor (0 at
+        the end), and (tag, owner) of the jobs in this step."""
+        cursor, members = self.redis.zscan(EXPIRY, cursor, count=count)
+        tags = [m.decode() for m, _ in members]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tag in tags:
+                pipe.hget(_keys(tag)[0], "owner")
+            owners = pipe.execute()
+        return cursor, [(t, (o or b"").decode()) for t, o in zip(tags, owners)]
 
     def claim_overdue_batches(self, accepted_before: float, now: float) -> list[str]:
         """Batches accepted before the cutoff and still not applied."""

@@ -30,6 +30,7 @@ FAST = {
     "PROGRESS_SWEEP_EVERY": "1",
     "PROGRESS_REDELIVER_AFTER": "5",
     "PROGRESS_CREATE_RATE_LIMIT": "0",  # the tests create thousands of jobs from one address
+    "PROGRESS_MAX_JOBS_PER_ADDRESS": "1000000",  # (and hold them, all from 127.0.0.1)
     "PROGRESS_NOTIFY_HOSTS": ",".join(f"127.0.0.1:{port}" for port in HOOK_PORTS),
 }
 

@@ -100,16 +100,17 @@ def test_updates_accepted_before_a_recreate_never_reach_the_new_job(store, jobid
 def test_unknown_job_and_worker_limit_statuses(store, jobid):
     assert accept(store, jobid, ("w", 1.0)) == [0]
     store.create_job(jobid, "", 60, time.time(), "inc")
-    assert accept(store, jobid, ("a", 1.0), ("b", 1.0), max_workers=1) == [1, 1]
-    apply(store, *claim(store))  # the limit counts stored workers; both were new to an empty job
-    assert accept(store, jobid, ("a", 2.0), ("c", 1.0), max_workers=2) == [1, 2]
+    # the limit counts the new workers of the call too: the second is one too many
+    assert accept(store, jobid, ("a", 1.0), ("b", 1.0), ("a", 3.0), max_workers=1) == [1, 2, 1]
+    apply(store, *claim(store))
+    assert accept(store, jobid, ("a", 2.0), ("b", 1.0), ("c", 1.0), max_workers=2) == [1, 1, 2]
     apply(store, *claim(store))
     assert currents(store, jobid) == {"a": 2.0, "b": 1.0}
 
 
 def test_all_or_nothing_refuses_the_whole_batch(store, jobid):
     store.create_job(jobid, "", 60, time.time(), "inc")
-    statuses = accept(store, jobid, ("a", 1.0), ("b", 1.0), max_workers=1)
+    statuses = accept(store, jobid, ("a", 1.0), ("b", 1.0), max_workers=2)
     apply(store, *claim(store))
     statuses = accept(store, jobid, ("a", 5.0), ("new", 1.0), max_workers=2, all_or_nothing=True)
     assert statuses == [1, 2]

@@ -20,22 +20,31 @@
 --   finish   running workers with an ETA, by projected finish time (domain.model.summarize)
 --   blocked  running workers without one (no progress yet, or too little history), by update
 -- and each worker's lifetime (track_lifetime below): lifetimes, durations, running_since.
+-- Also kept: meta 'bytes' (the ids and rows of the job's workers, tasks/lua/accept.lua's bound),
+-- the job owner's row count (create.lua), the release of what accept.lua reserved for a worker
+-- (pending, queued_new, queued_bytes, the owner's queued:<owner>: once per worker whatever
+-- the order its updates are applied in, so applying again releases nothing more), and, with
+-- idle_expiry, the job's deadline in expiry:
+-- min(created + maxage, now + idle_expiry), so a job nobody updates goes before its maxage.
 -- KEYS[1] batches (hash)   KEYS[2] batches due (zset)   KEYS[3] renders due (zset)   KEYS[4] stats
--- KEYS[4+K(j-1)+1 .. 4+Kj]  of the j-th job of the batch (j = 1, 2, ...), K = KEYS_PER_JOB:
+-- KEYS[5] owners (hash)   KEYS[6] expiry (zset)
+-- KEYS[6+K(j-1)+1 .. 6+Kj]  of the j-th job of the batch (j = 1, 2, ...), K = KEYS_PER_JOB:
 --                     meta, workers, order, failed, active, finish, blocked,
---                     lifetimes, durations, running_since, counters
+--                     lifetimes, durations, running_since, counters, pending
 -- ARGV[1] batch id   ARGV[2] now   ARGV[3] '1' for the batch's last part
--- ARGV[4..] per job: tag, incarnation, number of updates n, then n triples of workid, row,
+-- ARGV[4] idle_expiry (seconds, 0: off)
+-- ARGV[5..] per job: tag, incarnation, number of updates n, then n triples of workid, row,
 --           natural-order member; then number of counter updates m, then m triples of
 --           workid, stamp, counters (see merge_counters)
 -- Returns per job {rows changed, 1 if a render became due, when the job's last render started,
 --                  'done'/'failed' if the job just finished, its notify URL}.
 local batches, batches_due, renders_due, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local batch_id, now, last_part = ARGV[1], ARGV[2], ARGV[3] == '1'
+local owners, expiry, idle_expiry = KEYS[5], KEYS[6], tonumber(ARGV[4])
 local STAMP_DIGITS = 17  -- tasks.store.STAMP_DIGITS
 local ETA_HISTORY = 5  -- seconds of history before a worker's rate is trusted (domain.model)
 local NOTHING = {0, 0, '0', '', ''}
-local KEYS_PER_JOB = 11
+local KEYS_PER_JOB = 12
 local COUNTERS_ONLY = 'c'  -- tasks.store.COUNTERS_ONLY: the row of an update of counters alone
 local NO_PROGRESS = 'r[0.0,1.0,true,""]'  -- a new worker posting counters alone: 0 of 1
 
@@ -144,16 +153,23 @@ end
 local function apply_job(k, tag, incarnation, first, last, counters_first, counters_last)
   local meta, workers, order, failed_set, active, finish, blocked =
     k[1], k[2], k[3], k[4], k[5], k[6], k[7]
-  local job = redis.call('HMGET', meta, 'incarnation', 'created', 'expected')
+  local job = redis.call('HMGET', meta, 'incarnation', 'created', 'expected', 'owner', 'maxage')
   if job[1] ~= incarnation then return NOTHING end
   local created, expected = tonumber(job[2]), tonumber(job[3] or '0')
   redis.call('HINCRBY', meta, 'updates', (last - first + 1) / 3)
 
-  local changed, added = 0, 0
+  local changed, added, bytes = 0, 0, 0
+  local released_new, released_bytes = 0, 0
   local counts = {r = 0, d = 0, f = 0}
   local pct_change, last_update = 0, 0
   for i = first, last, 3 do
     local workid, row, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local reserved = redis.call('HGET', k[12], workid)
+    if reserved then
+      redis.call('HDEL', k[12], workid)
+      released_new = released_new + tonumber(string.match(reserved, '^(%d+)'))
+      released_bytes = released_bytes + tonumber(string.match(reserved, ',(%d+)$'))
+    end
     local old_row = redis.call('HGET', workers, workid)
     row = with_progress(row, old_row)
     local new = parse(row)
@@ -162,6 +178,7 @@ local function apply_job(k, tag, incarnation, first, last, counters_first, count
     track_lifetime(k, workid, old, new, applied)
     if applied then
       redis.call('HSET', workers, workid, row)
+      bytes = bytes + #row - (old_row and #old_row or 0) + (old_row and 0 or #workid)
       if old then redis.call('ZREM', order, member .. '\0' .. bar(old)) end
       redis.call('ZADD', order, 0, member .. '\0' .. bar(new))
       changed = changed + 1
@@ -193,10 +210,26 @@ local function apply_job(k, tag, incarnation, first, last, counters_first, count
       end
     end
   end
+  if released_new > 0 then
+    redis.call('HINCRBY', meta, 'queued_new', 0 - released_new)
+    if job[4] then
+      local field = 'queued:' .. job[4]
+      if redis.call('HINCRBY', owners, field, 0 - released_new) <= 0 then
+        redis.call('HDEL', owners, field)
+      end
+    end
+  end
+  if released_bytes > 0 then redis.call('HINCRBY', meta, 'queued_bytes', 0 - released_bytes) end
   changed = changed + merge_counters(k[11], counters_first, counters_last)
   if changed == 0 then return NOTHING end
   redis.call('HINCRBY', meta, 'version', 1)
   redis.call('HINCRBY', stats, 'workers', added)
+  if bytes ~= 0 then redis.call('HINCRBY', meta, 'bytes', bytes) end
+  if job[4] and added > 0 then redis.call('HINCRBY', owners, 'rows:' .. job[4], added) end
+  if idle_expiry > 0 then
+    local deadline = math.min(created + tonumber(job[5]), tonumber(now) + idle_expiry)
+    redis.call('ZADD', expiry, 'XX', string.format('%.6f', deadline), tag)
+  end
   local done = redis.call('HINCRBY', meta, 'done', counts.d)
   redis.call('HINCRBYFLOAT', meta, 'pct_sum', pct_change)
   if last_update > tonumber(redis.call('HGET', meta, 'last_update') or '0') then
@@ -214,12 +247,12 @@ local function apply_job(k, tag, incarnation, first, last, counters_first, count
   return {changed, render_due, after[1], finished, finished ~= '' and after[2] or ''}
 end
 
-local results, i, j = {}, 4, 1
+local results, i, j = {}, 5, 1
 while i <= #ARGV do
   local tag, incarnation, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local first = i + 3
   local k = {}
-  for x = 1, KEYS_PER_JOB do k[x] = KEYS[4 + KEYS_PER_JOB * (j - 1) + x] end
+  for x = 1, KEYS_PER_JOB do k[x] = KEYS[6 + KEYS_PER_JOB * (j - 1) + x] end
   local counted = first + 3 * n  -- the job's counters: their number m, then m triples
   local m = tonumber(ARGV[counted])
   results[j] = apply_job(k, tag, incarnation, first, counted - 1, counted + 1, counted + 3 * m)
