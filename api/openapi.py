@@ -109,9 +109,14 @@ def openapi_spec(settings: Settings) -> dict:
             "/progress/status": _endpoint(
                 settings,
                 summary="The job's state as JSON: summary and workers",
+                description="Each client address may read "
+                f"{settings.web_status_rows_per_second or 'any number of'} worker rows a "
+                "second (a page costs the rows it may hold: the job's workers up to `limit`, "
+                "twice that for problems, and one for the summary); past it, 429 with "
+                "Retry-After. Page through a big job with `next`.",
                 params=table["status"],
                 ok={"200": _json("The job's state", "Status")},
-                errors=["400", "404", "413", "503"],
+                errors=["400", "404", "413", "429", "503"],
                 operation="status",
             ),
             "/progress/render": _endpoint(
@@ -475,7 +480,9 @@ def _error_responses(settings: Settings) -> dict:
         "have, and this is a new one",
         "413": f"The body is over {settings.max_body_bytes} bytes, or a batch holds over "
         f"{MAX_BATCH} updates",
-        "429": "Too many updates from this address (only with PROGRESS_UPDATE_RATE_LIMIT set)",
+        "429": "Too many requests from this address: creates (PROGRESS_CREATE_RATE_LIMIT), "
+        "updates (only with PROGRESS_UPDATE_RATE_LIMIT set) or status rows "
+        "(PROGRESS_WEB_STATUS_ROWS_PER_SECOND); Retry-After says when to try again",
         "503": "The progress store is unreachable; or, for render, the job's first chart is "
         "still being drawn",
     }

@@ -15,7 +15,7 @@ from api import pages
 from api.chart_cache import ChartCache
 from api.counters import parse_counters
 from api.openapi import openapi_spec
-from api.params import canonical_id, parse, read_json_updates, read_params
+from api.params import WORKER_LIMIT, canonical_id, parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
 from domain.counters import Counter
 from domain.lifetimes import OVERSTAYING_NAMED, SLOWEST
@@ -284,7 +284,22 @@ def _for_item(index: int, count: int, validate, params: dict[str, str]):
 class Status(Resource):
     """A job's summary, read from what the apply step keeps (the same few fields for 10 or
     100,000 workers), with no workers, its problems (found through indexes), or a page of all
-    its workers in natural order."""
+    its workers in natural order.
+
+    Each client address has a budget of worker rows per second (PROGRESS_WEB_STATUS_ROWS_PER_
+    SECOND): building a big page is the web's costliest work, and clients looping on it must
+    leave the CPU to everyone else's updates."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        super().__init__(store, settings)
+        rate = settings.web_status_rows_per_second
+        # A burst of at least one full page, so every page the parameters allow can be had.
+        self.rows = RateLimiter(
+            rate,
+            burst=max(rate, WORKER_LIMIT.maximum),
+            what="worker rows in status pages",
+            setting="PROGRESS_WEB_STATUS_ROWS_PER_SECOND",
+        )
 
     def handle(self, req, resp, params):
         p = parse("status", params, self.settings)
@@ -293,6 +308,7 @@ class Status(Resource):
         info = self.store.job_info(jobid, now, stale_after)
         if info is None:
             raise JobNotFound(jobid)
+        self.rows.charge(req.remote_addr, self._page_rows(which, limit, info.workers))
         document = status_document(info, now, stale_after)
         document["lifetimes"] = self.store.lifetimes(jobid, SLOWEST, OVERSTAYING_NAMED).as_dict()
         if which == "problems":
@@ -309,6 +325,12 @@ class Status(Resource):
                 + urlencode({"limit": limit, "after": next_after})
             )
         resp.media = document
+
+    def _page_rows(self, which: str, limit: int, workers: int) -> int:
+        """The rows the page may hold, charged before they are read (a refusal costs nothing);
+        one for the summary, so a summary-only poll counts too."""
+        listed = {"all": limit, "problems": 2 * limit}.get(which, 0)  # problems: failed + stale
+        return min(1 + min(listed, workers), int(self.rows.burst))
 
 
 def _natural(w: WorkerRow) -> tuple:
