@@ -94,11 +94,15 @@ class ProgressServer(TcpWSGIServer):
                 return
             try:
                 accepted = self.accept()
-                if accepted is None:  # nothing more is waiting
-                    return
-                conn, addr = accepted
+            except OSError:  # out of descriptors, say: the next pass tries again
+                return
+            if accepted is None:  # nothing more is waiting
+                return
+            conn, addr = accepted
+            try:
                 self.set_socket_options(conn)
-            except OSError:  # the client gave up before it was accepted: nothing to serve
+            except OSError:  # the client has gone already: nothing to serve
+                conn.close()
                 continue
             client = client_key(addr[0])
             if self.per_client and self.open_by_client[client] >= self.per_client:
@@ -128,6 +132,8 @@ class ProgressServer(TcpWSGIServer):
                 channel.will_close = True
 
     def _log_refusal(self, client: str) -> None:
+        """A line at most every REFUSALS_LOGGED_EVERY seconds: the client refused now, and how
+        many connections were refused since the last line."""
         self._refused += 1
         now = time.monotonic()
         if now - self._refusals_logged >= REFUSALS_LOGGED_EVERY:

@@ -4,8 +4,9 @@ abuses the web tier, with the protection switched off and at the defaults, in on
 
 - reads: 12 clients loop on the biggest status page (a 10,000-worker job, limit=10000);
   off = PROGRESS_WEB_STATUS_ROWS_PER_SECOND=0.
-- sockets: 3,000 idle connections and 200 that sent half a request;
-  off = PROGRESS_WEB_CONNECTIONS_PER_ADDRESS=0 and a header timeout longer than the run.
+- sockets: idle connections past what the web processes hold together at the defaults
+  (5,000), and 200 that sent half a request; off = the settings before issue 18 (1,000
+  connections per process, no limit per address, a header timeout longer than the run).
 
 Starts its own Redis and web + ingest processes (tests/harness.py); stops them by PID."""
 
@@ -24,11 +25,14 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
+from tasks.settings import Settings
 from tests.harness import RedisServer, Service, wait_until
 
 GOOD, ABUSER = "127.0.0.1", "127.0.0.2"
 READERS, BIG_JOB_WORKERS = 12, 10_000
-IDLE, HALF_SENT = 3000, 200
+DEFAULTS = Settings()
+IDLE = max(3000, DEFAULTS.web_processes * DEFAULTS.web_connection_limit + 1000)
+HALF_SENT = 200
 HALF_REQUEST = b"POST /progress/update HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 90\r\n"
 UPDATES = 100
 TIMEOUT = 20.0
@@ -173,6 +177,7 @@ def main() -> None:
         },
         "sockets": {
             "off": {
+                "PROGRESS_WEB_CONNECTION_LIMIT": "1000",
                 "PROGRESS_WEB_CONNECTIONS_PER_ADDRESS": "0",
                 "PROGRESS_WEB_HEADER_TIMEOUT": "3600",
             },
