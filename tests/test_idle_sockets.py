@@ -155,3 +155,19 @@ def test_connections_are_counted_per_ipv4_address_and_ipv6_64():
     assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:ffff::9")
     assert client_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
     assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+
+
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({"PROGRESS_WEB_CONNECTIONS_PER_ADDRESS": "-1"}, "PROGRESS_WEB_CONNECTIONS_PER_ADDRESS"),
+        (  # at the connection limit, one address could still fill the process
+            {"PROGRESS_WEB_CONNECTION_LIMIT": "50", "PROGRESS_WEB_CONNECTIONS_PER_ADDRESS": "50"},
+            "PROGRESS_WEB_CONNECTIONS_PER_ADDRESS",
+        ),
+        ({"PROGRESS_WEB_HEADER_TIMEOUT": "0"}, "PROGRESS_WEB_HEADER_TIMEOUT"),
+    ],
+)
+def test_limits_that_cannot_work_are_refused(env, variable):
+    with pytest.raises(ValueError, match=variable):
+        Settings.from_env(env)
