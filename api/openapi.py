@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from api import read_budget
 from api.counters import MAX_NUMBER as COUNTER_MAX_NUMBER
 from api.params import (
     FLAG_WORDS,
@@ -109,7 +110,7 @@ def openapi_spec(settings: Settings) -> dict:
             "/progress/status": _endpoint(
                 settings,
                 summary="The job's state as JSON: summary and workers",
-                description=_status_budget(settings),
+                description=read_budget.describe(settings),
                 params=table["status"],
                 ok={"200": _json("The job's state", "Status")},
                 errors=["400", "404", "413", "429", "503"],
@@ -461,18 +462,6 @@ def _readiness(operation: str, summary: str) -> dict:
 
 def _page(description: str) -> dict:
     return {"description": description, "content": {HTML: {"schema": {"type": "string"}}}}
-
-
-def _status_budget(settings: Settings) -> str:
-    rate = settings.web_status_rows_per_second
-    if not rate:
-        return "Page through a big job with `next`."
-    return (
-        f"Each client address may read {rate} worker rows a second from each web process, "
-        "and one full page at once: a page costs the rows it may hold (the job's workers up "
-        "to `limit`, twice that for problems) and one for the summary; past it, 429 with "
-        "Retry-After. Page through a big job with `next`."
-    )
 
 
 def _error_responses(settings: Settings) -> dict:

@@ -15,8 +15,9 @@ from api import pages
 from api.chart_cache import ChartCache
 from api.counters import parse_counters
 from api.openapi import openapi_spec
-from api.params import WORKER_LIMIT, canonical_id, parse, read_json_updates, read_params
+from api.params import canonical_id, parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
+from api.read_budget import RowBudget
 from domain.counters import Counter
 from domain.lifetimes import OVERSTAYING_NAMED, SLOWEST
 from domain.model import (
@@ -286,20 +287,11 @@ class Status(Resource):
     100,000 workers), with no workers, its problems (found through indexes), or a page of all
     its workers in natural order.
 
-    Each client address has a budget of worker rows per second (PROGRESS_WEB_STATUS_ROWS_PER_
-    SECOND): building a big page is the web's costliest work, and clients looping on it must
-    leave the CPU to everyone else's updates."""
+    Big pages are charged to the client address's budget of rows (api/read_budget.py)."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__(store, settings)
-        rate = settings.web_status_rows_per_second
-        # A burst of at least one full page, so every page the parameters allow can be had.
-        self.rows = RateLimiter(
-            rate,
-            burst=max(rate, WORKER_LIMIT.maximum),
-            what="worker rows in status pages",
-            setting="PROGRESS_WEB_STATUS_ROWS_PER_SECOND",
-        )
+        self.rows = RowBudget(settings)
 
     def handle(self, req, resp, params):
         p = parse("status", params, self.settings)
@@ -308,7 +300,7 @@ class Status(Resource):
         info = self.store.job_info(jobid, now, stale_after)
         if info is None:
             raise JobNotFound(jobid)
-        self.rows.charge(req.remote_addr, self._page_rows(which, limit, info.workers))
+        self.rows.charge(req.remote_addr, which, limit, info)
         document = status_document(info, now, stale_after)
         document["lifetimes"] = self.store.lifetimes(jobid, SLOWEST, OVERSTAYING_NAMED).as_dict()
         if which == "problems":
@@ -325,12 +317,6 @@ class Status(Resource):
                 + urlencode({"limit": limit, "after": next_after})
             )
         resp.media = document
-
-    def _page_rows(self, which: str, limit: int, workers: int) -> int:
-        """The rows the page may hold, charged before they are read (a refusal costs nothing);
-        one for the summary, so a summary-only poll counts too."""
-        listed = {"all": limit, "problems": 2 * limit}.get(which, 0)  # problems: failed + stale
-        return min(1 + min(listed, workers), int(self.rows.burst))
 
 
 def _natural(w: WorkerRow) -> tuple:

@@ -47,8 +47,9 @@ class Settings:
     web_max_request_header_size: int = 65536
     web_inbuf_overflow: int = 262144  # body bytes held in memory; beyond, spooled to a temp file
     # Worker rows status pages may list per second to one client address (each web process
-    # counts its own; a page costs the rows it may hold): a 10,000-row page takes about 0.2 s of
-    # a web process's CPU, so clients looping on big pages cannot take it from the updates.
+    # counts its own; pages of over 100 rows are charged, api/read_budget.py): a 10,000-row page
+    # takes about 0.2 s of a web process's CPU, so clients looping on big pages cannot take it
+    # from the updates.
     web_status_rows_per_second: int = 10_000  # 0 = no limit
     public_url: str = ""  # base for the URLs create returns; default: the request's own host
     render_interval: float = 1.0  # a job is re-rendered at most this often
