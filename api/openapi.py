@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from api import read_budget
 from api.counters import MAX_NUMBER as COUNTER_MAX_NUMBER
 from api.params import (
     FLAG_WORDS,
@@ -116,9 +117,10 @@ def openapi_spec(settings: Settings) -> dict:
             "/progress/status": _endpoint(
                 settings,
                 summary="The job's state as JSON: summary and workers",
+                description=read_budget.describe(settings),
                 params=table["status"],
                 ok={"200": _json("The job's state", "Status")},
-                errors=["400", "404", "413", "503"],
+                errors=["400", "404", "413", "429", "503"],
                 operation="status",
             ),
             "/progress/render": _endpoint(
@@ -485,12 +487,12 @@ def _error_responses(settings: Settings) -> dict:
         "bytes (PROGRESS_MAX_JOB_BYTES)",
         "413": f"The body is over {settings.max_body_bytes} bytes, or a batch holds over "
         f"{MAX_BATCH} updates",
-        "429": "Too many creates or updates per second from this address "
-        "(PROGRESS_CREATE_RATE_LIMIT; PROGRESS_UPDATE_RATE_LIMIT, off by default); or a quota "
-        f"is reached: the address holds {settings.max_jobs_per_address} jobs "
-        "(PROGRESS_MAX_JOBS_PER_ADDRESS), or the jobs it created hold "
-        f"{settings.max_worker_rows_per_address} worker rows and this is a new worker "
-        "(PROGRESS_MAX_WORKER_ROWS_PER_ADDRESS)",
+        "429": "Too many requests from this address: creates (PROGRESS_CREATE_RATE_LIMIT), "
+        "updates (only with PROGRESS_UPDATE_RATE_LIMIT set) or status rows "
+        "(PROGRESS_WEB_STATUS_ROWS_PER_SECOND); or a quota is reached: the address holds "
+        f"{settings.max_jobs_per_address} jobs (PROGRESS_MAX_JOBS_PER_ADDRESS), or the jobs it "
+        f"created hold {settings.max_worker_rows_per_address} worker rows and this is a new "
+        "worker (PROGRESS_MAX_WORKER_ROWS_PER_ADDRESS); Retry-After says when to try again",
         "503": "The progress store is unreachable; or, for render, the job's first chart is "
         "still being drawn",
     }

@@ -17,6 +17,7 @@ from api.counters import parse_counters
 from api.openapi import openapi_spec
 from api.params import canonical_id, parse, read_json_updates, read_params
 from api.ratelimit import RateLimiter
+from api.read_budget import RowBudget
 from domain.counters import Counter
 from domain.hooks import job_mac, stored_hook
 from domain.lifetimes import OVERSTAYING_NAMED, SLOWEST
@@ -331,7 +332,13 @@ def _for_item(index: int, count: int, validate, params: dict[str, str]):
 class Status(Resource):
     """A job's summary, read from what the apply step keeps (the same few fields for 10 or
     100,000 workers), with no workers, its problems (found through indexes), or a page of all
-    its workers in natural order."""
+    its workers in natural order.
+
+    Big pages are charged to the client address's budget of rows (api/read_budget.py)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        super().__init__(store, settings)
+        self.rows = RowBudget(settings)
 
     def handle(self, req, resp, params):
         p = parse("status", params, self.settings)
@@ -340,6 +347,7 @@ class Status(Resource):
         info = self.store.job_info(jobid, now, stale_after)
         if info is None:
             raise JobNotFound(jobid)
+        self.rows.charge(req.remote_addr, which, limit, info)
         document = status_document(info, now, stale_after)
         document["lifetimes"] = self.store.lifetimes(jobid, SLOWEST, OVERSTAYING_NAMED).as_dict()
         if which == "problems":

@@ -28,15 +28,29 @@ class Settings:
     # and new connections wait in the kernel's backlog; each open connection costs a descriptor
     # (the process raises its soft RLIMIT_NOFILE to the hard limit) and up to
     # max_request_header_size + web_inbuf_overflow bytes of memory while its request arrives.
-    web_connection_limit: int = 1000  # per process; worst case ~0.3 GB of request buffers
+    # Per process: an idle connection costs about 3 KB; all of them mid-request ~0.6 GB.
+    web_connection_limit: int = 2000
     web_backlog: int = 2048  # connections the kernel queues (capped by net.core.somaxconn)
     # Seconds of silence before a connection is closed (an idle keep-alive, or a client that
     # stopped sending): lower frees slots sooner but cuts off slow links sooner.
     web_channel_timeout: int = 30
+    # Connections one client address (an IPv6 /64) may hold in one web process: past it a new
+    # one is closed at once, so one client cannot fill connection_limit and make everybody's
+    # new connections wait in the backlog. Behind a reverse proxy every client is the proxy's
+    # address: set 0 (no limit) and limit per client in the proxy.
+    web_connections_per_address: int = 100
+    # Seconds a connection has to send a request's line and headers, from its first byte (a new
+    # connection: from when it opens); the body is then under web_channel_timeout.
+    web_header_timeout: float = 10.0
     # Request line + headers; larger gets 431. A GET update with every field at its longest,
     # percent-encoded, is about 20 KB.
     web_max_request_header_size: int = 65536
     web_inbuf_overflow: int = 262144  # body bytes held in memory; beyond, spooled to a temp file
+    # Worker rows status pages may list per second to one client address (each web process
+    # counts its own; pages of over 100 rows are charged, api/read_budget.py): a 10,000-row page
+    # takes about 0.2 s of a web process's CPU, so clients looping on big pages cannot take it
+    # from the updates.
+    web_status_rows_per_second: int = 10_000  # 0 = no limit
     public_url: str = ""  # base for the URLs create returns; default: the request's own host
     render_interval: float = 1.0  # a job is re-rendered at most this often
     expire_every: float = 60.0  # how often beat deletes jobs older than their maxage
@@ -140,6 +154,15 @@ class Settings:
             raise ValueError(
                 "PROGRESS_MIN_REPLICAS_TIMEOUT must be above 0 and below PROGRESS_REDIS_TIMEOUT"
             )
+        if not 0 <= self.web_connections_per_address < self.web_connection_limit:
+            raise ValueError(
+                "PROGRESS_WEB_CONNECTIONS_PER_ADDRESS must be 0 (no limit) or more, and below "
+                "PROGRESS_WEB_CONNECTION_LIMIT"
+            )
+        if self.web_header_timeout <= 0:
+            raise ValueError("PROGRESS_WEB_HEADER_TIMEOUT must be above 0")
+        if self.web_status_rows_per_second < 0:
+            raise ValueError("PROGRESS_WEB_STATUS_ROWS_PER_SECOND must be 0 (no limit) or more")
 
 
 def _parse(raw: str, default):

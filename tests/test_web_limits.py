@@ -84,6 +84,10 @@ def test_a_connection_flood_past_the_limit_kills_no_web_process(
         "PROGRESS_WEB_PROCESSES": "2",
         "PROGRESS_WEB_CONNECTION_LIMIT": str(connection_limit),
         "PROGRESS_WEB_CHANNEL_TIMEOUT": str(channel_timeout),
+        # The flood comes from one address, and must reach the connection limit; its slow
+        # senders must stay connected while it builds (tests/test_idle_sockets.py tests both).
+        "PROGRESS_WEB_CONNECTIONS_PER_ADDRESS": "0",
+        "PROGRESS_WEB_HEADER_TIMEOUT": "600",
     }
     service = Service(redis_url, tmp_path, env).start("web")
     flood: list[socket.socket] = []
