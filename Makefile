@@ -32,9 +32,9 @@ test: $(STAMP)
 
 # The in-process logic tests (each against a throwaway Redis, no service processes): under a
 # minute, for the edit-test loop. `make test` runs them too, with everything else.
-FAST_TESTS := $(addprefix tests/test_,api_validation embedded_redis full_redis job_index limits \
-  metrics parameters pipeline_decisions rate_limit redis_address renderer response_safety secret \
-  sentinel_inprocess store store_identity summary)
+FAST_TESTS := $(addprefix tests/test_,api_validation bidi embedded_redis fair_reads full_redis \
+  job_index limits metrics parameters pipeline_decisions quotas rate_limit redis_address renderer \
+  response_safety secret sentinel_inprocess store store_identity summary)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" $(addsuffix .py,$(FAST_TESTS)) $(PYTEST_ARGS)
 
