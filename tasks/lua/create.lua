@@ -28,8 +28,9 @@ if redis.call('EXISTS', meta) == 0 and redis.call('ZCARD', expiry) >= max_jobs t
   return TOO_MANY_JOBS
 end
 redis.call('HINCRBY', stats, 'workers', 0 - redis.call('HLEN', workers))
-redis.call('DEL', meta, workers, chart)
-for i = 9, #KEYS do redis.call('DEL', KEYS[i]) end
+-- UNLINK: an earlier incarnation's big keys are freed in the background (delete.lua says why)
+redis.call('UNLINK', meta, workers, chart)
+for i = 9, #KEYS do redis.call('UNLINK', KEYS[i]) end
 redis.call('HSET', meta, 'jobid', jobid, 'desc', desc, 'created', now, 'maxage', maxage,
            'incarnation', incarnation, 'version', 0, 'rendered_at', 0)
 if secret ~= '' then redis.call('HSET', meta, 'secret', secret) end

@@ -3,6 +3,8 @@
 -- Updates still queued for it (inbox, claimed batches) are left where they are: apply.lua drops
 -- them, since the job's incarnation is gone (and a re-created job has another). A render under
 -- way finds the job gone when it finishes (finish_render.lua) and stores nothing.
+-- UNLINK, not DEL: a 100,000-worker job's keys are freed by a background thread, where DEL
+-- would hold Redis for tens of milliseconds per key.
 -- KEYS[1] stats   KEYS[2] meta   KEYS[3] workers
 -- KEYS[4 .. 3+n] the service-wide sets the job's tag may be in, then every key of the job
 -- ARGV[1] tag   ARGV[2] secret digest ('' for none)   ARGV[3] n
@@ -17,5 +19,5 @@ if not secret_matches(redis.call('HGET', meta, 'secret'), secret) then return WR
 redis.call('HINCRBY', stats, 'workers', 0 - redis.call('HLEN', workers))
 redis.call('HINCRBY', stats, 'deleted_jobs', 1)
 for i = 4, 3 + zsets do redis.call('ZREM', KEYS[i], tag) end
-for i = 4 + zsets, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 4 + zsets, #KEYS do redis.call('UNLINK', KEYS[i]) end
 return DELETED
