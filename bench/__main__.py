@@ -345,6 +345,7 @@ GROUPS = {
     "render_requests": ("section_render_requests",),
     "memory": ("section_memory",),
     "big": tuple(f.__name__ for f in big_jobs.SECTIONS),
+    "worst": ("section_worst_render",),  # of "big": the worst job alone, its longest Redis call
     "client": ("section_client",),
     "replicas": ("section_replicas",),  # its own master, replica and services
     "fairness": ("section_fairness",),  # its own Redis and services, two of them

@@ -4,7 +4,8 @@
 the same reads of a 10-worker job (measured in the same run, interleaved), the CPU time of one
 render of it (in this process, through Pipeline.render, split between reading the snapshot and
 drawing), update-to-visible on it under about 2,000 updates/s, and /progress/jobs over 20 such
-jobs.
+jobs; and the worst job the defaults allow (100,000 workers with 256-character ids): the longest
+Redis call (slowlog) while it is built, rendered after an update, and deleted.
 8: a create flood (wrk, 50 connections, unique job ids) while updates flow to another job and
 probes measure update-to-visible, against the same without the flood; once with the default
 create rate limit, once with PROGRESS_CREATE_RATE_LIMIT=0 (the web process restarted with it).
@@ -34,8 +35,10 @@ from bench.cpu import _stats, describe
 from bench.loads import _DONE, _THREADS, Wrk, run_wrk, single_updates_script, static_script
 from bench.pipeline import (
     Connection,
+    activity,
     meta_key,
     processed,
+    stats,
     wait_applied,
     wait_charts,
 )
@@ -52,6 +55,7 @@ FAILED_EVERY = 100  # worker i fails when i % 100 == 7: 1 %
 READS = 200  # sequential requests per read
 MAX_PENDING = 300_000  # the builder waits while more updates than this wait to be applied
 TIMES_2X = 2.0
+MOST_CALL_MS = 50  # the longest one Redis call of the service may take (issue 18)
 
 
 @dataclass
@@ -392,6 +396,104 @@ def section_big_render(b) -> None:
     )
 
 
+WORST = "worst256"  # a job of BIG workers with ids of the longest length the defaults allow
+
+
+def worst_batches(jobid: str, workers: int, id_length: int, body_bytes: int) -> list[list[dict]]:
+    """One update per worker, ids padded to id_length, in batches whose JSON fits body_bytes."""
+    batches, batch, size = [], [], 2
+    for i, update in enumerate(worker_updates(jobid, workers)):
+        update["workid"] = f"w{i:06d}-".ljust(id_length, "x")
+        n = len(json.dumps(update, separators=(",", ":"))) + 1
+        if size + n > body_bytes:
+            batches.append(batch)
+            batch, size = [], 2
+        batch.append(update)
+        size += n
+    return batches + [batch]
+
+
+def _slowest(redis, since_id: int) -> tuple[float, str]:
+    """The longest call in the slowlog after entry `since_id`: ms and what it was (a script by
+    its file name)."""
+    import hashlib
+
+    from tasks.store import LUA_DIR, lua_source
+
+    names = {
+        hashlib.sha1(lua_source(f.stem).encode()).hexdigest(): f.stem for f in LUA_DIR.glob("*.lua")
+    }
+    entries = [e for e in redis.slowlog_get(100_000) if e["id"] > since_id]
+    if not entries:
+        return 0.0, "none over the slowlog's 1 ms"
+    top = max(entries, key=lambda e: e["duration"])
+    words = top["command"].decode(errors="replace").split()
+    what = f"{names.get(words[1], words[1])}.lua" if words[0] == "EVALSHA" else words[0]
+    return top["duration"] / 1000, what
+
+
+def _last_slowlog_id(redis) -> int:
+    last = redis.slowlog_get(1)
+    return last[0]["id"] if last else -1
+
+
+def section_worst_render(b) -> None:
+    """The worst job the defaults allow (BIG workers, ids of max_id_length characters) built by
+    POSTs under the body limit: the longest Redis call (slowlog) while it is built, while the
+    render worker draws it after one update, and while it is deleted. Read with a patient
+    client: a call of seconds is what this measures."""
+    import redis as redis_py
+
+    s, r = "7 worst-job render", b.report
+    defaults = Settings()
+    redis = redis_py.Redis.from_url(b.redis.url, socket_timeout=60)
+    store = Store(redis)
+    saved = redis.config_get("slowlog-*")
+    redis.config_set("slowlog-log-slower-than", 1000)
+    redis.config_set("slowlog-max-len", 100_000)
+    try:
+        create(b.service, WORST)
+        batches = worst_batches(WORST, BIG, defaults.max_id_length, defaults.max_body_bytes)
+        mark = _last_slowlog_id(redis)
+        baseline = processed(store, [WORST])
+        accepted, _ = send_batches(b.service.url, store, batches, threads=2)
+        wait_applied(store, [WORST], baseline, accepted, timeout=300)
+        charted = wait_charts(store, [WORST], timeout=120)
+        ms, what = _slowest(redis, mark)
+        r.add(
+            s,
+            f"build: {accepted:,} updates in {len(batches)} POSTs; longest call",
+            f"{ms:,.1f} ms ({what})",
+        )
+        mark, before = _last_slowlog_id(redis), stats(store)
+        version = redis.hget(meta_key(WORST), "version")
+        workid = batches[0][0]["workid"]
+        answer = b.service.get("update", jobid=WORST, workid=workid, current=77, total=100)
+        answer.raise_for_status()
+        deadline = time.monotonic() + 120
+        while redis.hget(meta_key(WORST), "version") == version and time.monotonic() < deadline:
+            time.sleep(0.01)
+        charted = wait_charts(store, [WORST], timeout=120) and charted
+        ms, what = _slowest(redis, mark)
+        r.add(
+            s,
+            "update + render: longest Redis call",
+            f"{ms:,.1f} ms ({what})",
+            f"<= {MOST_CALL_MS} ms",
+            judge(ms, at_most=MOST_CALL_MS),
+        )
+        r.note(f"S7 worst job, after one update: {activity(before, stats(store), 1)}")
+        if not charted:
+            r.note("S7 worst job: its chart did not settle (renders failing?)")
+        mark = _last_slowlog_id(redis)
+        b.service.get("delete", jobid=WORST).raise_for_status()
+        ms, what = _slowest(redis, mark)
+        r.add(s, "delete: longest Redis call", f"{ms:,.1f} ms ({what})")
+    finally:
+        for name, value in saved.items():
+            redis.config_set(name, value)
+
+
 def big_updates_script(jobid: str, workers: int) -> str:
     """GET /progress/update to workers w0..w(n-1) of one job in turn, keeping each worker's
     failed flag (i % 100 == 7), `current` moving on each cycle."""
@@ -686,6 +788,7 @@ def section_flood(b) -> None:
 SECTIONS = (
     section_big_reads,
     section_big_render,
+    section_worst_render,
     section_big_latency,
     section_big_listing,
     section_flood,
@@ -693,6 +796,7 @@ SECTIONS = (
 LABELS = {
     "section_big_reads": "7 big job reads",
     "section_big_render": "7 big render",
+    "section_worst_render": "7 worst-job render",
     "section_big_latency": "7 big update-to-visible",
     "section_big_listing": "7 big job listing",
     "section_flood": "8 create flood",

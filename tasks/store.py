@@ -52,6 +52,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import itertools
 import json
 import re
 import threading
@@ -100,6 +101,9 @@ BAR = np.dtype([("percent", "<f4"), ("updated", "<f8"), ("state", "S1")])
 # Jobs up to this many workers are read for their charts with their full rows: the chart
 # prints each worker's id and description up to about this many (renderer.chart).
 FULL_ROWS_MAX = 100
+# Workers read by one call where a whole job is read (a chart, the lifetimes view): with ids of
+# 256 characters at most, under about 2 MB and a few milliseconds of Redis's time.
+READ_PIECE = 1000
 # Updates applied by one script: a few milliseconds of Redis's time, so an apply never holds
 # up the requests of the web processes for long (a 100,000-worker job costs more per update).
 APPLY_PART = 250
@@ -300,7 +304,7 @@ class Store:
         self._claim_overdue, self._summary = script("claim_overdue"), script("summary")
         self._delete, self._identity = script("delete"), script("identity")
         self._fail_job = script("fail_job")
-        self._lifetimes = script("lifetimes")
+        self._lifetimes, self._durations_piece = script("lifetimes"), script("durations_piece")
 
     def _own_connection(self) -> Redis:
         """This thread's own connection, for the per-request calls: taking one from the pool
@@ -463,8 +467,7 @@ class Store:
         """Up to `limit` workers in natural order of their ids, from the one after `after`
         (from the first with None); and the id to continue after, if more follow."""
         tag = job_tag(jobid)
-        # Past every member of `after` (its natural_bytes, NUL, its bar), before any other's.
-        start = b"(" + natural_bytes(after) + b"\x01" if after is not None else b"-"
+        start = _after(natural_bytes(after)) if after is not None else b"-"
         members = self.redis.zrangebylex(_index_keys(tag)[0], start, b"+", 0, limit + 1)
         workids = [_workid(m) for m in members[:limit]]
         rows = self._rows(tag, workids)
@@ -490,16 +493,27 @@ class Store:
 
     def finished_durations(self, jobid: str) -> tuple[str, list[tuple[str, float, bool]]] | None:
         """The job's description, and every finished worker's (workid, duration, failed),
-        shortest first; None for no such job."""
+        shortest first; None for no such job. Read READ_PIECE workers per call
+        (tasks/lua/durations_piece.lua): the pieces are not one snapshot, so a worker finishing
+        meanwhile may be read twice (it is kept once) and one starting again may be missed; the
+        view is drawn anew on each request, from what it read (its ETag says which)."""
         tag = job_tag(jobid)
         failed_key, durations_key = _index_keys(tag)[1], _lifetime_keys(tag)[1]
-        with self.redis.pipeline(transaction=False) as pipe:  # not MULTI: as in _rows
-            pipe.hget(_keys(tag)[0], "desc").zrange(durations_key, 0, -1, withscores=True)
-            desc, durations, failed = pipe.zrange(failed_key, 0, -1).execute()
+        desc = self.redis.hget(_keys(tag)[0], "desc")
         if desc is None:
             return None
-        failed = set(failed)
-        return desc.decode(), [(w.decode(), d, w in failed) for w, d in durations]
+        finished: dict[bytes, tuple[float, bool]] = {}
+        for start in itertools.count(0, READ_PIECE):
+            piece = self._durations_piece(
+                keys=[durations_key, failed_key], args=[start, start + READ_PIECE - 1]
+            )
+            for i in range(0, len(piece), 3):
+                finished[piece[i]] = (float(piece[i + 1]), bool(piece[i + 2]))
+            if len(piece) < 3 * READ_PIECE:
+                break
+        # Redis's order (duration, then id), also for a worker that moved between pieces
+        ordered = sorted(finished.items(), key=lambda item: (item[1][0], item[0]))
+        return desc.decode(), [(w.decode(), d, failed) for w, (d, failed) in ordered]
 
     def problems(
         self, jobid: str, now: float, stale_after: float, limit: int
@@ -625,7 +639,16 @@ class Store:
     # -- rendering ---------------------------------------------------------------------------
     def begin_render(self, tag: str, now: float) -> RenderStart | None:
         """Take the job's render lease and read what its chart needs: every worker's packed
-        bar in natural order (WorkerColumns), and full rows only for a small job."""
+        bar in natural order (WorkerColumns), and full rows only for a small job.
+
+        A small job is read in the one script that takes the lease. A larger one's order index
+        is read after it in pieces of READ_PIECE members (_order_members), each its own call,
+        so that no call's time grows with the job and other clients' calls run between them.
+        The pieces are not one snapshot, yet the chart stays right: every worker is read once
+        (the cursor is its natural key, which an update does not change), in a state no older
+        than the version read here; the chart is stored as of that version, and finish_render
+        sends another render if the version has moved on by then. So a chart may show a few
+        updates early, never one late, and the last one is always drawn."""
         meta_key, workers_key, chart_key = _keys(tag)
         order = _index_keys(tag)[0]
         reply = self._begin_render(
@@ -634,7 +657,9 @@ class Store:
         )
         if not reply:
             return None
-        meta, (version, stale), members, rows, counters = reply
+        meta, (version, stale), count, members, rows, counters = reply
+        if count > FULL_ROWS_MAX:
+            members = self._order_members(order)
         workids = _WorkIds(members)
         bar = np.frombuffer(b"".join([m[-BAR.itemsize :] for m in members]), dtype=BAR)
         columns = WorkerColumns(workids, bar["percent"].astype(float), bar["updated"], bar["state"])
@@ -648,6 +673,18 @@ class Store:
             int(version) if version is not None else None,
             int(stale) if stale is not None else None,
         )
+
+    def _order_members(self, order: str) -> list[bytes]:
+        """Every member of a job's order index, in natural order, read READ_PIECE at a time
+        (separate calls, not one pipeline: Redis runs a pipeline's commands back to back)."""
+        members: list[bytes] = []
+        start = b"-"
+        while True:
+            piece = self.redis.zrangebylex(order, start, b"+", 0, READ_PIECE)
+            members += piece
+            if len(piece) < READ_PIECE:
+                return members
+            start = _after_member(piece[-1])
 
     def finish_render(
         self,
@@ -862,6 +899,17 @@ class _WorkIds(Sequence):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         return _workid(self._members[i]).decode()
+
+
+def _after(natural: bytes) -> bytes:
+    """A ZRANGEBYLEX start past every member of the worker whose natural_bytes this is (its
+    natural_bytes, NUL, its bar, whatever the bar), and before any other worker's."""
+    return b"(" + natural + b"\x01"
+
+
+def _after_member(member: bytes) -> bytes:
+    """_after for the worker of this order index member."""
+    return _after(member[: -BAR.itemsize - 1])
 
 
 def _workid(member: bytes) -> bytes:

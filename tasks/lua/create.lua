@@ -55,8 +55,9 @@ if old_owner then
   charge(old_owner, 'queued', 0 - tonumber(redis.call('HGET', meta, 'queued_new') or '0'))
 end
 charge(owner, 'jobs', 1)
-redis.call('DEL', meta, workers, chart)
-for i = 10, #KEYS do redis.call('DEL', KEYS[i]) end
+-- UNLINK: an earlier incarnation's big keys are freed in the background (delete.lua says why)
+redis.call('UNLINK', meta, workers, chart)
+for i = 10, #KEYS do redis.call('UNLINK', KEYS[i]) end
 redis.call('HSET', meta, 'jobid', jobid, 'desc', desc, 'created', now, 'maxage', maxage,
            'incarnation', incarnation, 'version', 0, 'rendered_at', 0)
 if secret ~= '' then redis.call('HSET', meta, 'secret', secret) end

@@ -3,6 +3,8 @@
 -- Updates still queued for it (inbox, claimed batches) are left where they are: apply.lua drops
 -- them, since the job's incarnation is gone (and a re-created job has another). A render under
 -- way finds the job gone when it finishes (finish_render.lua) and stores nothing.
+-- UNLINK, not DEL: a 100,000-worker job's keys are freed by a background thread, where DEL
+-- would hold Redis for tens of milliseconds per key.
 -- KEYS[1] stats   KEYS[2] meta   KEYS[3] workers
 -- KEYS[4 .. 3+n] the service-wide sets the job's tag may be in, then every key of the job,
 -- then (last) owners: the job and its rows leave its owner's counts (see create.lua)
@@ -20,5 +22,5 @@ redis.call('HINCRBY', stats, 'deleted_jobs', 1)
 --- @include "release_owner"
 release_owner(KEYS[#KEYS], meta, workers)
 for i = 4, 3 + zsets do redis.call('ZREM', KEYS[i], tag) end
-for i = 4 + zsets, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
+for i = 4 + zsets, #KEYS - 1 do redis.call('UNLINK', KEYS[i]) end
 return DELETED

@@ -1,4 +1,6 @@
 -- Delete a job whose maxage has passed, with all its keys.
+-- UNLINK, not DEL: a 100,000-worker job's keys are freed by a background thread, where DEL
+-- would hold Redis for tens of milliseconds per key.
 -- KEYS[1] stats   KEYS[2] workers   KEYS[3] expiry (zset)
 -- KEYS[4 .. 3+n] the other zsets the job's tag may be in, then every key of the job (its meta
 -- first), then (last) owners: the job and its rows leave its owner's counts (see create.lua)
@@ -15,5 +17,5 @@ redis.call('HINCRBY', stats, 'expired_jobs', 1)
 release_owner(KEYS[#KEYS], KEYS[4 + zsets], workers)
 redis.call('ZREM', expiry, tag)
 for i = 4, 3 + zsets do redis.call('ZREM', KEYS[i], tag) end
-for i = 4 + zsets, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
+for i = 4 + zsets, #KEYS - 1 do redis.call('UNLINK', KEYS[i]) end
 return 1
