@@ -85,10 +85,11 @@ class Settings:
     # indexes) takes 131 MB of Redis, under 7 % of the embedded 2gb.
     max_job_bytes: int = 16 << 20
     # Per-client quotas, by the address a job was created from (its owner): every row of the job
-    # counts against it, whoever posts the update. A tenth of the global pools, so one address
-    # leaves room for nine others.
-    max_jobs_per_address: int = 1_000
-    max_worker_rows_per_address: int = 300_000
+    # counts against it, whoever posts the update. 0 (the default): a tenth of the global pool
+    # (PROGRESS_MAX_JOBS, PROGRESS_MAX_WORKER_ROWS), so one address leaves room for nine others
+    # however the pools are sized.
+    max_jobs_per_address: int = 0
+    max_worker_rows_per_address: int = 0
     # A job with no update for this long is expired by beat although its maxage has not passed
     # (its deadline is min(created + maxage, last change + idle_expiry)); 0 = off.
     idle_expiry: int = ONE_WEEK
@@ -115,6 +116,14 @@ class Settings:
     @property
     def notify_allowed(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.notify_hosts.split(",") if h.strip())
+
+    def __post_init__(self) -> None:
+        for quota, pool in (
+            ("max_jobs_per_address", self.max_jobs),
+            ("max_worker_rows_per_address", self.max_worker_rows),
+        ):
+            if getattr(self, quota) == 0:
+                object.__setattr__(self, quota, max(1, pool // 10))
 
     @property
     def broker_url(self) -> str:

@@ -276,9 +276,25 @@ def test_admin_lists_first_then_deletes_by_address_or_prefix(redis_server, monke
 
 
 def test_settings_refuse_quotas_below_one():
-    for name in ("MAX_JOB_BYTES", "MAX_JOBS_PER_ADDRESS", "MAX_WORKER_ROWS_PER_ADDRESS"):
+    for name, bad in (
+        ("MAX_JOB_BYTES", "0"),
+        ("MAX_JOBS_PER_ADDRESS", "-1"),
+        ("MAX_WORKER_ROWS_PER_ADDRESS", "-1"),
+    ):
         with pytest.raises(ValueError, match=f"PROGRESS_{name}"):
-            Settings.from_env({f"PROGRESS_{name}": "0"})
+            Settings.from_env({f"PROGRESS_{name}": bad})
+
+
+def test_the_quotas_per_address_follow_the_pools_they_share():
+    """An operator who lowers the pools lowers the quotas with them (bench section 11 d: with
+    the pools at 40 jobs and 20,000 rows and the quotas fixed, one address filled both)."""
+    assert Settings.from_env({}).max_jobs_per_address == 1_000
+    lowered = Settings.from_env({"PROGRESS_MAX_JOBS": "40", "PROGRESS_MAX_WORKER_ROWS": "20000"})
+    assert (lowered.max_jobs_per_address, lowered.max_worker_rows_per_address) == (4, 2_000)
+    tiny = Settings.from_env({"PROGRESS_MAX_JOBS": "5"})
+    assert tiny.max_jobs_per_address == 1
+    given = {"PROGRESS_MAX_JOBS": "40", "PROGRESS_MAX_JOBS_PER_ADDRESS": "30"}
+    assert Settings.from_env(given).max_jobs_per_address == 30
     with pytest.raises(ValueError, match="PROGRESS_IDLE_EXPIRY"):
         Settings.from_env({"PROGRESS_IDLE_EXPIRY": "-1"})
 
